@@ -1,0 +1,1 @@
+"""Client side of the Folding@home work-server (WS) and assignment-server (AS) APIs."""

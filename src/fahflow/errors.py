@@ -62,7 +62,10 @@ class CertificateError(WorkServerError):
 
 
 class TransientError(WorkServerError):
-    """Timeouts, dropped connections, 429 and 502-504: safe to retry; raised once retries ran out."""
+    """Timeouts, dropped connections, 429 and 502-504: safe to retry.
+
+    Raised once the client's retries ran out.
+    """
 
 
 class LedgerError(FahflowError):

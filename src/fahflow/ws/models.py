@@ -19,8 +19,9 @@ MAX_RUN_OR_CLONE = 65535
 
 def _parse_core(value: Any) -> int:
     """Accept a core id as ``0x23``/``"0x23"`` (hex string) or as an int (``35``)."""
+    bad = ValueError(f"core id must be hex like '0x23' or an integer, got {value!r}")
     if isinstance(value, bool):
-        raise ValueError(f"core id must be hex like '0x23' or an integer, got {value!r}")
+        raise bad
     if isinstance(value, int):
         core = value
     elif isinstance(value, str):
@@ -28,9 +29,9 @@ def _parse_core(value: Any) -> int:
         try:
             core = int(text, 16) if text.startswith("0x") else int(text)
         except ValueError:
-            raise ValueError(f"core id must be hex like '0x23' or an integer, got {value!r}") from None
+            raise bad from None
     else:
-        raise ValueError(f"core id must be hex like '0x23' or an integer, got {value!r}")
+        raise bad
     if not 0 <= core <= 0xFF:
         raise ValueError(f"core id must be between 0x00 and 0xff, got {value!r}")
     return core

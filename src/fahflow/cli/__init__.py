@@ -33,9 +33,9 @@ def cli(ctx: click.Context, verbose: int) -> None:
 
 def _register() -> None:
     # Imported here so that each command module can import `cli` without a cycle.
-    from fahflow.cli import cert, science, sim, workflow, ws
+    from fahflow.cli import analysis, cert, protocol, sim, workflow, ws
 
-    for module in (ws, cert, sim, science, workflow):
+    for module in (ws, cert, sim, protocol, analysis, workflow):
         for command in module.COMMANDS:
             cli.add_command(command)
 

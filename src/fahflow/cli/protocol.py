@@ -1,0 +1,5 @@
+"""`fahflow` commands of this area (filled in by its issue)."""
+
+import click
+
+COMMANDS: list[click.Command] = []

@@ -1,0 +1,462 @@
+"""Parse one FAH OpenMM core ``globals.csv`` into per-cycle nonequilibrium works.
+
+The core writes one row every ``globalVarFreq`` steps: ``Step,Time``, the context parameters, then
+every global variable of the integrator (openmmtools' ``PeriodicNonequilibriumIntegrator``), among
+them ``kT``, ``lambda``, ``n_steps_eq``, ``n_steps_neq``, ``n_steps_per_cycle`` and
+``protocol_work``. A cycle is ``eq (λ=0) | neq 0→1 | eq (λ=1) | neq 1→0``; ``protocol_work``
+(kJ/mol) is reset when a cycle starts and accumulates during both switching legs, so for cycle
+``c`` with ``b = c * n_steps_per_cycle``::
+
+    W_f = (pw[b + eq + neq]       - pw[b + eq])           / kT
+    W_r = (pw[b + 2 eq + 2 neq]   - pw[b + 2 eq + neq])   / kT
+
+in units of kT, with the ``kT`` the file itself records (the real-core fixture has kT for 298 K
+while its barostat says 300 K). The schedule comes from the file's own columns, never from
+configuration: configuration is only compared against it.
+
+What the real core writes, and what this parser does about it:
+
+* pause/resume repeats the header and re-writes rows from the last checkpoint: every header line is
+  honoured and, for a step written twice, the **last** row wins (it belongs to the trajectory that
+  went on to finish the WU);
+* ``\\r\\n`` line endings and NUL padding after a crash are tolerated;
+* a truncated last line (fewer fields than the header) is dropped and noted;
+* a needed row that is missing makes the cycle ``truncated`` when the file stops before it and
+  ``schedule_mismatch`` when later rows exist (``globalVarFreq`` does not divide the leg lengths).
+
+Nothing is silently dropped: each cycle and each WU carries a :class:`WorkUnitStatus` and a reason.
+The file is parsed with plain string splitting rather than :func:`pandas.read_csv`, which costs
+about 1 ms per file, most of the 30 s budget for 10,000 WUs (see ``benchmarks/analysis.py``).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from fahflow.analysis.units import temperature_K_from_kT
+from fahflow.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = ("Step", "kT", "n_steps_eq", "n_steps_neq", "n_steps_per_cycle", "protocol_work")
+"""Columns without which no work can be computed."""
+
+LAMBDA_TOLERANCE = 1e-3
+"""How far ``lambda`` may be from 0 or 1 at the ends of a switching leg."""
+
+KT_RELATIVE_TOLERANCE = 1e-4
+"""Relative kT difference (0.03 K at 300 K) below which two temperatures are the same."""
+
+_PRCG_PATH = re.compile(
+    r"PROJ(\d+)[/\\]RUN(\d+)[/\\]CLONE(\d+)[/\\]results(\d+)[/\\][^/\\]+$",
+)
+
+
+class WorkUnitStatus(enum.StrEnum):
+    """Classification of one cycle or one WU. Only ``ok`` pairs enter the estimate.
+
+    ``unreadable`` covers what is not a globals.csv at all (unreadable file, no header, a required
+    column missing); the others are the classes named by the issue.
+    """
+
+    OK = "ok"
+    TRUNCATED = "truncated"
+    SCHEDULE_MISMATCH = "schedule_mismatch"
+    NAN = "nan"
+    OUTLIER = "outlier"
+    UNREADABLE = "unreadable"
+
+
+# A WU takes the status of its worst cycle, in this order.
+_SEVERITY = {
+    WorkUnitStatus.UNREADABLE: 0,
+    WorkUnitStatus.NAN: 1,
+    WorkUnitStatus.SCHEDULE_MISMATCH: 2,
+    WorkUnitStatus.TRUNCATED: 3,
+    WorkUnitStatus.OUTLIER: 4,
+    WorkUnitStatus.OK: 5,
+}
+
+
+class WorkUnitKey(BaseModel):
+    """Where a globals.csv came from: PROJECT/RUN/CLONE/GEN, or its relative path.
+
+    A file under ``.../PROJ{p}/RUN{r}/CLONE{c}/results{g}/`` (the work server's layout, mirrored
+    by the workflow when it collects results) gets its PRCG from the path. Any other file has
+    ``None`` ids and is known by ``source``, its path relative to the directory it was found in
+    (or its name when given directly); each such file is its own bootstrap group.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    project: int | None = None
+    run: int | None = None
+    clone: int | None = None
+    gen: int | None = None
+    source: str
+
+    @classmethod
+    def from_path(cls, path: Path, root: Path | None = None) -> WorkUnitKey:
+        """Key of ``path``; ``root`` is the directory it was found under, for the fallback label."""
+        posix = path.as_posix()
+        match = _PRCG_PATH.search(posix)
+        if match:
+            p, r, c, g = (int(x) for x in match.groups())
+            return cls(project=p, run=r, clone=c, gen=g, source=f"P{p}/R{r}/C{c}/G{g}")
+        if root is not None:
+            try:
+                return cls(source=path.relative_to(root).as_posix())
+            except ValueError:
+                pass
+        return cls(source=posix)
+
+    @property
+    def group(self) -> str:
+        """The unit the bootstrap resamples: the CLONE (all its GENs and cycles) or the file."""
+        if self.project is None:
+            return self.source
+        return f"P{self.project}/R{self.run}/C{self.clone}"
+
+    @property
+    def sort_key(self) -> tuple[int, int, int, int, str]:
+        """Order of generation where known (PRCG), then by label."""
+        ids = (self.project, self.run, self.clone, self.gen)
+        return (*(-1 if i is None else i for i in ids), self.source)  # type: ignore[return-value]
+
+
+class Schedule(BaseModel):
+    """Steps of one NEQ cycle as the integrator records them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    n_steps_eq: int
+    n_steps_neq: int
+    n_steps_per_cycle: int
+
+    def leg_steps(self, cycle: int) -> tuple[int, int, int, int]:
+        """Steps at which the forward leg starts and ends, then the reverse leg, in ``cycle``."""
+        base = cycle * self.n_steps_per_cycle
+        eq, neq = self.n_steps_eq, self.n_steps_neq
+        return (base + eq, base + eq + neq, base + 2 * eq + neq, base + 2 * eq + 2 * neq)
+
+
+class CycleWorks(BaseModel):
+    """One cycle's work pair in kT (``None`` where it could not be computed)."""
+
+    cycle: int
+    w_F: float | None = None
+    w_R: float | None = None
+    status: WorkUnitStatus = WorkUnitStatus.OK
+    reason: str = ""
+
+
+class WorkUnitWorks(BaseModel):
+    """Everything one globals.csv says: per-cycle works, status, schedule, kT and notes.
+
+    ``status`` is the worst status among the cycles (or the file's own when no cycle could be
+    read); ``reason`` explains it. ``notes`` lists what was repaired on the way (duplicate rows,
+    a truncated last line) without changing the status.
+    """
+
+    key: WorkUnitKey
+    path: str
+    status: WorkUnitStatus
+    reason: str = ""
+    cycles: list[CycleWorks] = []
+    kT_kJ_per_mol: float | None = None
+    schedule: Schedule | None = None
+    notes: list[str] = []
+
+    @property
+    def temperature_K(self) -> float | None:
+        """Temperature of the file's ``kT``."""
+        if self.kT_kJ_per_mol is None or not math.isfinite(self.kT_kJ_per_mol):
+            return None
+        return temperature_K_from_kT(self.kT_kJ_per_mol)
+
+    def ok_cycles(self) -> list[CycleWorks]:
+        """Cycles whose pair enters the estimate."""
+        return [c for c in self.cycles if c.status is WorkUnitStatus.OK]
+
+    def refresh_status(self) -> None:
+        """Recompute ``status``/``reason`` from the cycles (after outliers were marked)."""
+        if not self.cycles:
+            return
+        worst = min(self.cycles, key=lambda c: _SEVERITY[c.status])
+        self.status = worst.status
+        self.reason = (
+            "" if worst.status is WorkUnitStatus.OK else f"cycle {worst.cycle}: {worst.reason}"
+        )
+
+
+class _Rows:
+    """Rows of one file, deduplicated by step.
+
+    ``values[step] = (kT, n_steps_eq, n_steps_neq, n_steps_per_cycle, protocol_work, lambda)``.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[int, tuple[float, ...]] = {}
+        self.has_lambda = True
+        self.notes: list[str] = []
+
+
+def _unreadable(key: WorkUnitKey, path: Path, reason: str) -> WorkUnitWorks:
+    return WorkUnitWorks(key=key, path=str(path), status=WorkUnitStatus.UNREADABLE, reason=reason)
+
+
+def _read_rows(text: str) -> _Rows | str:
+    """Split ``text`` into rows keyed by step; a string is the reason the file is unreadable."""
+    rows = _Rows()
+    lines = text.replace("\x00", "").splitlines()
+    ends_with_newline = text.rstrip("\x00").endswith(("\n", "\r"))
+    header_width = 0
+    indices: tuple[int, ...] = ()
+    lambda_index: int | None = None
+    duplicates = malformed = unparsable = 0
+    n_lines = len(lines)
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        fields = line.split(",")
+        first = fields[0].strip().strip('"')
+        if first == "Step":
+            names = [f.strip().strip('"') for f in fields]
+            missing = [c for c in REQUIRED_COLUMNS if c not in names]
+            if missing:
+                return f"header on line {number} lacks column(s) {', '.join(missing)}"
+            header_width = len(names)
+            indices = tuple(names.index(c) for c in REQUIRED_COLUMNS[1:])
+            lambda_index = names.index("lambda") if "lambda" in names else None
+            rows.has_lambda = rows.has_lambda and lambda_index is not None
+            continue
+        if not header_width:
+            return f"line {number} comes before any 'Step,...' header line"
+        if len(fields) != header_width:
+            last = number == n_lines
+            if last and len(fields) < header_width:
+                rows.notes.append(
+                    f"truncated last line {number} dropped ({len(fields)} of {header_width} fields)"
+                )
+            else:
+                malformed += 1
+            continue
+        try:
+            step = int(float(first))
+        except ValueError:
+            malformed += 1
+            continue
+        values: list[float] = []
+        for i in (*indices, lambda_index):
+            try:
+                values.append(float(fields[i]) if i is not None else math.nan)
+            except ValueError:  # "nan" parses: only garbage lands here
+                values.append(math.nan)
+                unparsable += 1
+        if step in rows.values:
+            duplicates += 1
+        rows.values[step] = tuple(values)
+    if not header_width:
+        return "no 'Step,...' header line"
+    if duplicates:
+        rows.notes.append(f"{duplicates} duplicate step row(s) (pause/resume): the last kept")
+    if malformed:
+        rows.notes.append(f"{malformed} malformed line(s) dropped")
+    if unparsable:
+        rows.notes.append(f"{unparsable} unparsable number(s) read as NaN")
+    if not ends_with_newline and lines:
+        rows.notes.append("file does not end with a newline (last row kept: all fields present)")
+    return rows
+
+
+def _schedule(
+    rows: _Rows, expected: Schedule | None
+) -> tuple[Schedule | None, WorkUnitStatus, str]:
+    """The file's schedule and whether it is consistent (with itself and ``expected``)."""
+    triples = {(v[1], v[2], v[3]) for v in rows.values.values()}
+    finite = {t for t in triples if all(math.isfinite(x) for x in t)}
+    if not finite:
+        return None, WorkUnitStatus.NAN, "schedule columns hold no finite value"
+    if len(finite) > 1:
+        return (
+            None,
+            WorkUnitStatus.SCHEDULE_MISMATCH,
+            f"schedule changes within the file: {sorted(finite)}",
+        )
+    eq, neq, per_cycle = (int(x) for x in next(iter(finite)))
+    schedule = Schedule(n_steps_eq=eq, n_steps_neq=neq, n_steps_per_cycle=per_cycle)
+    if eq < 0 or neq <= 0 or per_cycle != 2 * (eq + neq):
+        return (
+            schedule,
+            WorkUnitStatus.SCHEDULE_MISMATCH,
+            f"n_steps_per_cycle={per_cycle} is not 2*(n_steps_eq={eq} + n_steps_neq={neq})",
+        )
+    if expected is not None and schedule != expected:
+        return (
+            schedule,
+            WorkUnitStatus.SCHEDULE_MISMATCH,
+            f"file schedule eq={eq}, neq={neq} differs from the expected "
+            f"eq={expected.n_steps_eq}, neq={expected.n_steps_neq}",
+        )
+    return schedule, WorkUnitStatus.OK, ""
+
+
+def _cycle(rows: _Rows, schedule: Schedule, cycle: int, kT: float, last_step: int) -> CycleWorks:
+    """Work pair of one cycle, or the reason it has none."""
+    steps = schedule.leg_steps(cycle)
+    for step in steps:
+        if step not in rows.values:
+            if step > last_step:
+                return CycleWorks(
+                    cycle=cycle,
+                    status=WorkUnitStatus.TRUNCATED,
+                    reason=f"file ends at step {last_step}, before step {step}",
+                )
+            return CycleWorks(
+                cycle=cycle,
+                status=WorkUnitStatus.SCHEDULE_MISMATCH,
+                reason=f"no row at step {step} (rows exist beyond it)",
+            )
+    f0, f1, r0, r1 = (rows.values[s] for s in steps)
+    if rows.has_lambda:
+        for step, row, want in zip(steps, (f0, f1, r0, r1), (0.0, 1.0, 1.0, 0.0), strict=True):
+            lam = row[5]
+            if math.isfinite(lam) and abs(lam - want) > LAMBDA_TOLERANCE:
+                return CycleWorks(
+                    cycle=cycle,
+                    status=WorkUnitStatus.SCHEDULE_MISMATCH,
+                    reason=f"lambda={lam:g} at step {step}, expected {want:g}",
+                )
+    w_F = (f1[4] - f0[4]) / kT
+    w_R = (r1[4] - r0[4]) / kT
+    if not (math.isfinite(w_F) and math.isfinite(w_R)):
+        return CycleWorks(
+            cycle=cycle,
+            w_F=w_F if math.isfinite(w_F) else None,
+            w_R=w_R if math.isfinite(w_R) else None,
+            status=WorkUnitStatus.NAN,
+            reason="protocol_work is NaN or infinite at a leg boundary",
+        )
+    return CycleWorks(cycle=cycle, w_F=w_F, w_R=w_R)
+
+
+def parse_globals(
+    path: str | os.PathLike[str],
+    *,
+    key: WorkUnitKey | None = None,
+    cycles_per_wu: int | None = None,
+    expected_schedule: Schedule | None = None,
+    temperature_K: float | None = None,
+) -> WorkUnitWorks:
+    """Read one globals.csv into per-cycle (W_f, W_r) in kT, classified; never raises on content.
+
+    Parameters
+    ----------
+    path : path-like
+        The globals.csv.
+    key : WorkUnitKey, optional
+        Its PRCG; default: from the path (:meth:`WorkUnitKey.from_path`).
+    cycles_per_wu : int, optional
+        Cycles the WU was asked to run. Without it the count is read from the last step, so a
+        file cut exactly at a cycle boundary cannot be told from a complete one.
+    expected_schedule : Schedule, optional
+        The schedule the WU was built with; a file that says otherwise is ``schedule_mismatch``.
+    temperature_K : float, optional
+        The configured temperature (K); a file whose kT disagrees is logged as a warning and
+        noted. The file's kT is used regardless.
+
+    Returns
+    -------
+    WorkUnitWorks
+        ``cycles[i].w_F``, ``w_R`` in kT; ``status`` ``ok`` or the first problem found.
+
+    Examples
+    --------
+    >>> wu = parse_globals("tests/data/globals-real-core.csv")
+    >>> wu.status.value, round(wu.cycles[0].w_F, 3), round(wu.cycles[0].w_R, 3)
+    ('ok', 153.776, -147.416)
+    """
+    path = Path(path)
+    key = key or WorkUnitKey.from_path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return _unreadable(key, path, f"cannot read {path}: {exc.strerror or exc}")
+    rows = _read_rows(data.decode("utf-8", errors="replace"))
+    if isinstance(rows, str):
+        if not data.strip(b"\x00 \r\n\t"):
+            return WorkUnitWorks(
+                key=key, path=str(path), status=WorkUnitStatus.TRUNCATED, reason="empty file"
+            )
+        return _unreadable(key, path, f"{path}: {rows}")
+    wu = WorkUnitWorks(key=key, path=str(path), status=WorkUnitStatus.OK, notes=rows.notes)
+    if not rows.values:
+        wu.status, wu.reason = WorkUnitStatus.TRUNCATED, "header only, no data rows"
+        return wu
+    schedule, status, reason = _schedule(rows, expected_schedule)
+    wu.schedule = schedule
+    kTs = {v[0] for v in rows.values.values()}
+    kT = next(iter(kTs))
+    wu.kT_kJ_per_mol = kT if math.isfinite(kT) else None
+    if status is not WorkUnitStatus.OK or schedule is None:
+        wu.status, wu.reason = status, reason
+        return wu
+    if not all(math.isfinite(x) and x > 0 for x in kTs):
+        wu.status, wu.reason = WorkUnitStatus.NAN, f"kT is not a positive number: {sorted(kTs)}"
+        return wu
+    if max(kTs) - min(kTs) > KT_RELATIVE_TOLERANCE * max(kTs):
+        wu.status = WorkUnitStatus.SCHEDULE_MISMATCH
+        wu.reason = f"kT changes within the file: {min(kTs):g} to {max(kTs):g} kJ/mol"
+        return wu
+    if temperature_K is not None:
+        _warn_temperature(wu, temperature_K)
+    last_step = max(rows.values)
+    per_cycle = schedule.n_steps_per_cycle
+    n_cycles = cycles_per_wu or max(1, -(-last_step // per_cycle))
+    if cycles_per_wu and last_step > cycles_per_wu * per_cycle:
+        wu.notes.append(f"rows beyond the {cycles_per_wu} expected cycle(s) ignored")
+    wu.cycles = [_cycle(rows, schedule, c, kT, last_step) for c in range(n_cycles)]
+    wu.refresh_status()
+    return wu
+
+
+def _warn_temperature(wu: WorkUnitWorks, temperature_K: float) -> None:
+    file_T = wu.temperature_K
+    if file_T is not None and abs(file_T - temperature_K) > KT_RELATIVE_TOLERANCE * temperature_K:
+        message = (
+            f"{wu.path}: kT={wu.kT_kJ_per_mol:.6g} kJ/mol is {file_T:.2f} K, configured "
+            f"{temperature_K:g} K; using the file's kT"
+        )
+        logger.warning("%s", message)
+        wu.notes.append(message)
+
+
+def find_globals(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, WorkUnitKey]]:
+    """Every globals.csv under ``paths`` (directories, searched recursively, or files), keyed.
+
+    Raises
+    ------
+    ConfigError
+        A path that does not exist.
+    """
+    found: list[tuple[Path, WorkUnitKey]] = []
+    for given in paths:
+        root = Path(given)
+        if root.is_file():
+            found.append((root, WorkUnitKey.from_path(root)))
+        elif root.is_dir():
+            for directory, _dirs, files in os.walk(root):
+                if "globals.csv" in files:
+                    path = Path(directory, "globals.csv")
+                    found.append((path, WorkUnitKey.from_path(path, root)))
+        else:
+            raise ConfigError(f"results path {str(root)!r} does not exist")
+    return found

@@ -1,0 +1,221 @@
+"""The workflow's configuration (``config/config.yaml``): one pydantic model, one loader.
+
+Snakemake validates the same file against ``workflow/schemas/config.schema.yaml``, which is
+generated from :class:`FahflowConfig` (``fahflow config-schema``), so the schema, the library and
+the docs cannot drift apart. Every ``fahflow`` verb that a rule calls loads the file through
+:func:`load_config`; relative paths in it are relative to the directory snakemake runs in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from fahflow.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validation_message(source: str | Path, exc: ValidationError) -> str:
+    """One line per problem, each naming the file, the dotted key and the offending value."""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        value = repr(err.get("input"))
+        if len(value) > 80:
+            value = value[:77] + "..."
+        lines.append(f"{source}: {key}: {err['msg']} (got {value})")
+    return "\n".join(lines)
+
+
+def load_yaml_model(path: str | Path, model: type[M]) -> M:
+    """Read a YAML mapping from ``path`` and validate it as ``model``; errors name file and key."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read YAML: {exc}") from None
+    return validate_model(data or {}, model, path)
+
+
+def validate_model(data: Any, model: type[M], source: str | Path) -> M:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(source, exc)) from None
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WorkServerSettings(_Section):
+    """How to reach the work server and where its files live."""
+
+    url: str = Field(description="base URL of the WS API, e.g. https://ws.example.org")
+    cert: Path = Field(description="operator certificate (PEM) issued by the AS")
+    key: Path = Field(description="private key of the operator certificate (PEM, mode 0600)")
+    ca: Path | bool = Field(
+        True,
+        description="CA bundle that signed the WS certificate, or true for the system CAs; "
+        "verification is never turned off",
+    )
+    as_url: str | None = Field(None, description="assignment server URL, for certificate renewal")
+    timeout_s: tuple[float, float] = Field(
+        (5.0, 60.0), description="(connect, read) HTTP timeouts in seconds"
+    )
+    retries: int = Field(5, ge=0, le=20, description="retries of idempotent calls on 429/502-504")
+    create_form: Literal["clone", "run-offset", "run-count"] = Field(
+        "clone",
+        description="shape of the CLONE-create call: per-CLONE path (WS >= 10.3.4), or the "
+        "RUN-level action with {clones: 1, offset: c} or {clones: c+1}",
+    )
+    staging: Literal["colocated", "api"] = Field(
+        "colocated",
+        description="colocated: write WU files straight into data_dir (fahflow runs on the WS "
+        "host); api: upload them through the WS file API",
+    )
+    data_dir: Path | None = Field(
+        None, description="WS data directory holding PROJ{p}/ (colocated staging and results)"
+    )
+    send: list[str] = Field(
+        default_factory=lambda: [
+            "$home/RUN$run/core.xml",
+            "$home/RUN$run/system.xml.bz2",
+            "$home/RUN$run/state.xml.bz2",
+            "$home/RUN$run/integrator.xml.bz2",
+        ],
+        description="the <send> list of the WS config.xml core block: where each WU file must "
+        "be before create is called ($home, $run, $clone are substituted)",
+    )
+    results: str = Field(
+        "$home/RUN$run/CLONE$clone/results$gen",
+        description="where the WS puts a returned GEN's files",
+    )
+    poll_overlap_s: float = Field(
+        60.0, ge=0, description="each jobs?since= poll reaches this far behind the last one"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, url: str) -> str:
+        if not url.startswith("https://"):
+            raise ValueError("the WS API is HTTPS only: the URL must start with https://")
+        return url.rstrip("/")
+
+    @field_validator("send")
+    @classmethod
+    def _send_names(cls, send: list[str]) -> list[str]:
+        names = [Path(item).name for item in send]
+        if len(set(names)) != len(names):
+            raise ValueError("two <send> entries share a file name")
+        for item in send:
+            if not item.startswith("$home/"):
+                raise ValueError(f"{item!r} must start with $home/")
+        return send
+
+    @model_validator(mode="after")
+    def _data_dir_for_colocated(self) -> WorkServerSettings:
+        if self.staging == "colocated" and self.data_dir is None:
+            raise ValueError("data_dir is required when staging is colocated")
+        return self
+
+
+class ProjectSettings(_Section):
+    """One FAH PROJECT: an effort bucket (atoms and nonbonded method)."""
+
+    id: int = Field(ge=1, le=2**31 - 1, description="FAH project number")
+    atoms: int = Field(ge=1, description="atoms of the largest system this project takes")
+    nonbonded_method: Literal["PME", "NoCutoff"] = Field(
+        "PME", description="PME (effort n ln n) or NoCutoff (effort n^2)"
+    )
+    core_id: str = Field("0x23", description="FAH core type (hex)")
+    contact: str = Field(description="email of the person responsible")
+    credit: int = Field(0, ge=0, description="base credit per WU")
+    timeout: int = Field(86400, ge=300, description="seconds before a WU is reassigned")
+    deadline: int = Field(172800, ge=300, description="seconds in which a WU earns credit")
+
+
+class LocalQueueSettings(_Section):
+    path: Path = Field(Path("run/queue.sqlite"), description="SQLite file of the local queue")
+
+
+class TaskSettings(_Section):
+    """Where Tasks come from and how many a batch takes."""
+
+    source: Literal["local", "alchemiscale"] = Field(
+        "local", description="local: fahflow's embedded queue; alchemiscale: a compute API"
+    )
+    local: LocalQueueSettings = Field(default_factory=LocalQueueSettings)
+    claim_max: int = Field(10, ge=0, description="Tasks claimed per batch at most")
+    service_id: str = Field(
+        "fahflow", pattern=r"^[A-Za-z0-9_.-]+$", description="name this service claims under"
+    )
+
+
+class LedgerSettings(_Section):
+    path: Path = Field(Path("run/ledger.sqlite"), description="SQLite ledger (WAL)")
+
+
+class AnalysisSettings(_Section):
+    bootstrap: int = Field(1000, ge=0, description="whole-CLONE bootstrap samples")
+    seed: int = Field(0, description="seed of the bootstrap")
+
+
+class BatchSettings(_Section):
+    max_restarts: int = Field(2, ge=0, description="restarts of a FAILED WU before its Task fails")
+    results_dir: Path = Field(Path("results"), description="per-Task outputs of the workflow")
+    keep_batches: int = Field(50, ge=1, description="batch records kept under run/batches")
+
+
+class FahflowConfig(_Section):
+    """The whole of ``config/config.yaml``."""
+
+    ws: WorkServerSettings
+    projects: list[ProjectSettings] = Field(min_length=1)
+    tasks: TaskSettings = Field(default_factory=TaskSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    simulator: dict[str, Any] | None = Field(
+        None, description="embedded simulator settings (only read by scripts/demo)"
+    )
+
+    @field_validator("projects")
+    @classmethod
+    def _unique_ids(cls, projects: list[ProjectSettings]) -> list[ProjectSettings]:
+        ids = [p.id for p in projects]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"project ids must be unique, got {ids}")
+        return projects
+
+
+def load_config(path: str | Path) -> FahflowConfig:
+    """Load and validate the workflow config; raises ConfigError naming file, key and value."""
+    try:
+        return load_yaml_model(path, FahflowConfig)
+    except ValueError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON schema of the config, as Snakemake's ``validate`` reads it."""
+    schema = FahflowConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema

@@ -1,0 +1,489 @@
+"""The ledger: fahflow's own record of every Task, PRCG id and work-server call.
+
+One SQLite file in WAL mode. It is the single source of truth for what a batch may do next:
+
+* **PRCG allocation** happens in one ``BEGIN IMMEDIATE`` transaction, from counters that only
+  grow, so an id handed out once is never handed out again, even after a crash (FAH credits each
+  PROJECT/RUN/CLONE/GEN once; DESIGN §1). RUN and CLONE ids stop at 65535.
+* **Intent before, confirmation after** every WS call that is not idempotent (``create``,
+  ``restart``): the WU row moves to ``create_intent`` and is committed *before* the call and to
+  ``created`` after it. A batch killed in between leaves the intent behind; the next batch asks
+  the WS for that job's state before doing anything, so no job is ever created twice.
+* **Task states** move forward only: claimed → staged → created → finished → analyzed, or failed
+  (with its reason); ``pushed_at`` records that the outcome reached the Task's source.
+
+Snakemake reads the ledger at parse time through :func:`actionable_tasks`, read-only, so that
+the DAG holds only the Tasks that can progress now, never every Task in flight (DESIGN §5).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fahflow.errors import LedgerError
+
+MAX_ID = 65535
+SCHEMA_VERSION = 1
+
+TASK_STATES = ("claimed", "staged", "created", "finished", "analyzed", "failed")
+WU_STATES = ("allocated", "create_intent", "created", "restart_intent", "finished", "failed")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS transformations (
+    transformation_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    spec_yaml TEXT NOT NULL,
+    project INTEGER,
+    run INTEGER,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    source_key TEXT NOT NULL,
+    transformation_id TEXT NOT NULL REFERENCES transformations,
+    n_wus INTEGER NOT NULL CHECK (n_wus >= 1),
+    state TEXT NOT NULL CHECK (state IN {TASK_STATES!r}),
+    reason TEXT,
+    restarts INTEGER NOT NULL DEFAULT 0,
+    claimed_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    pushed_at TEXT,
+    UNIQUE (source, source_key)
+);
+CREATE INDEX IF NOT EXISTS tasks_open ON tasks (state) WHERE pushed_at IS NULL;
+CREATE TABLE IF NOT EXISTS projects (
+    project INTEGER PRIMARY KEY,
+    next_run INTEGER NOT NULL DEFAULT 0,
+    ensured INTEGER NOT NULL DEFAULT 0,
+    poll_since TEXT
+);
+CREATE TABLE IF NOT EXISTS runs (
+    project INTEGER NOT NULL REFERENCES projects,
+    run INTEGER NOT NULL CHECK (run BETWEEN 0 AND {MAX_ID}),
+    transformation_id TEXT NOT NULL REFERENCES transformations,
+    next_clone INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (project, run)
+);
+CREATE TABLE IF NOT EXISTS wus (
+    project INTEGER NOT NULL,
+    run INTEGER NOT NULL,
+    clone INTEGER NOT NULL CHECK (clone BETWEEN 0 AND {MAX_ID}),
+    task_id TEXT NOT NULL REFERENCES tasks,
+    idx INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN {WU_STATES!r}),
+    ws_state TEXT,
+    gen INTEGER NOT NULL DEFAULT 0,
+    restarts INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (project, run, clone),
+    UNIQUE (task_id, idx),
+    FOREIGN KEY (project, run) REFERENCES runs
+);
+CREATE INDEX IF NOT EXISTS wus_inflight ON wus (project, state);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    task_id TEXT,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+"""
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    task_id: str
+    source: str
+    source_key: str
+    transformation_id: str
+    n_wus: int
+    state: str
+    reason: str | None
+    restarts: int
+    claimed_at: str
+    updated_at: str
+    pushed_at: str | None
+
+
+@dataclass(frozen=True)
+class WorkUnitRow:
+    project: int
+    run: int
+    clone: int
+    task_id: str
+    idx: int
+    state: str
+    ws_state: str | None
+    gen: int
+    restarts: int
+    updated_at: str
+
+    @property
+    def prcg(self) -> str:
+        return f"P{self.project}/R{self.run}/C{self.clone}/G{self.gen}"
+
+
+@dataclass(frozen=True)
+class TransformationRow:
+    transformation_id: str
+    name: str
+    spec_yaml: str
+    project: int | None
+    run: int | None
+    created_at: str
+
+
+def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=60.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=60000")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+class Ledger:
+    """The ledger file at ``path``; created with its schema on first use.
+
+    Every public method is one transaction. Methods that change state take ``BEGIN IMMEDIATE``
+    so that two overlapping processes serialize on the write lock instead of interleaving.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._conn = _connect(self.path)
+        self._conn.executescript(_SCHEMA)  # idempotent: CREATE ... IF NOT EXISTS
+        with self._write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        version = self._conn.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'"
+        ).fetchone()[0]
+        if int(version) != SCHEMA_VERSION:
+            raise LedgerError(
+                f"{self.path}: ledger schema version {version}, this fahflow needs {SCHEMA_VERSION}"
+            )
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _event(self, db: sqlite3.Connection, task_id: str | None, kind: str, detail: str) -> None:
+        db.execute(
+            "INSERT INTO events (at, task_id, kind, detail) VALUES (?, ?, ?, ?)",
+            (now(), task_id, kind, detail),
+        )
+
+    # --- Tasks -------------------------------------------------------------------------------
+
+    def add_task(
+        self,
+        *,
+        task_id: str,
+        source: str,
+        source_key: str,
+        transformation_id: str,
+        name: str,
+        spec_yaml: str,
+        n_wus: int,
+    ) -> bool:
+        """Record a claimed Task (and its Transformation). Returns False if already known.
+
+        Idempotent, so a claim that was interrupted after the source handed the Task out but
+        before this row was written is repaired by recording it again on the next batch.
+        """
+        stamp = now()
+        with self._write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO transformations (transformation_id, name, spec_yaml, "
+                "created_at) VALUES (?, ?, ?, ?)",
+                (transformation_id, name, spec_yaml, stamp),
+            )
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO tasks (task_id, source, source_key, transformation_id, "
+                "n_wus, state, claimed_at, updated_at) VALUES (?, ?, ?, ?, ?, 'claimed', ?, ?)",
+                (task_id, source, source_key, transformation_id, n_wus, stamp, stamp),
+            )
+            inserted = cursor.rowcount == 1
+            if inserted:
+                self._event(db, task_id, "claimed", f"{source}:{source_key}")
+        return inserted
+
+    def task(self, task_id: str) -> TaskRow:
+        row = self._conn.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+        if row is None:
+            raise LedgerError(f"{self.path}: no Task {task_id!r} in the ledger")
+        return TaskRow(**row)
+
+    def tasks(self, *, states: tuple[str, ...] | None = None) -> list[TaskRow]:
+        query, args = "SELECT * FROM tasks", ()
+        if states:
+            query += f" WHERE state IN ({','.join('?' * len(states))})"
+            args = states
+        return [TaskRow(**row) for row in self._conn.execute(query + " ORDER BY claimed_at", args)]
+
+    def transformation(self, transformation_id: str) -> TransformationRow:
+        row = self._conn.execute(
+            "SELECT * FROM transformations WHERE transformation_id = ?", (transformation_id,)
+        ).fetchone()
+        if row is None:
+            raise LedgerError(f"{self.path}: no Transformation {transformation_id!r}")
+        return TransformationRow(**row)
+
+    def set_task_state(
+        self, task_id: str, state: str, *, reason: str | None = None, frm: tuple[str, ...] = ()
+    ) -> bool:
+        """Move a Task to ``state`` (only from one of ``frm`` if given); True if it moved."""
+        if state not in TASK_STATES:
+            raise LedgerError(f"unknown Task state {state!r}")
+        with self._write() as db:
+            query = "UPDATE tasks SET state = ?, reason = COALESCE(?, reason), updated_at = ? "
+            query += "WHERE task_id = ?"
+            args: tuple = (state, reason, now(), task_id)
+            if frm:
+                query += f" AND state IN ({','.join('?' * len(frm))})"
+                args += frm
+            moved = db.execute(query, args).rowcount == 1
+            if moved:
+                self._event(db, task_id, state, reason or "")
+        return moved
+
+    def mark_pushed(self, task_id: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE tasks SET pushed_at = ?, updated_at = ? WHERE task_id = ? "
+                "AND pushed_at IS NULL",
+                (now(), now(), task_id),
+            )
+            self._event(db, task_id, "pushed", "")
+
+    # --- PRCG allocation ---------------------------------------------------------------------
+
+    def allocate(self, task_id: str, project: int) -> list[WorkUnitRow]:
+        """Give each WU of the Task a PROJECT/RUN/CLONE, once; later calls return the same ids.
+
+        One RUN per Transformation: a Task's WUs take the next CLONEs of its Transformation's RUN;
+        when that RUN's 65,536 CLONEs are used up the Transformation continues in a new RUN.
+        Counters only grow, so no id is ever handed out twice.
+
+        Raises
+        ------
+        LedgerError
+            When the PROJECT has used all 65,536 RUNs (add a project for this effort bucket), or
+            when the Transformation is already bound to another PROJECT.
+        """
+        with self._write() as db:
+            existing = db.execute(
+                "SELECT * FROM wus WHERE task_id = ? ORDER BY idx", (task_id,)
+            ).fetchall()
+            task = db.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+            if task is None:
+                raise LedgerError(f"{self.path}: no Task {task_id!r} in the ledger")
+            if len(existing) == task["n_wus"]:
+                return [WorkUnitRow(**row) for row in existing]
+            tf = db.execute(
+                "SELECT * FROM transformations WHERE transformation_id = ?",
+                (task["transformation_id"],),
+            ).fetchone()
+            if tf["project"] is not None and tf["project"] != project:
+                raise LedgerError(
+                    f"Transformation {tf['transformation_id']} runs in PROJECT {tf['project']}, "
+                    f"not {project}: a Transformation never changes PROJECT"
+                )
+            db.execute("INSERT OR IGNORE INTO projects (project) VALUES (?)", (project,))
+            run = tf["run"]
+            stamp = now()
+            for idx in range(len(existing), task["n_wus"]):
+                clone = None
+                if run is not None:
+                    clone = db.execute(
+                        "SELECT next_clone FROM runs WHERE project = ? AND run = ?", (project, run)
+                    ).fetchone()[0]
+                if run is None or clone > MAX_ID:
+                    run = self._new_run(db, project, tf["transformation_id"])
+                    clone = 0
+                db.execute(
+                    "UPDATE runs SET next_clone = ? WHERE project = ? AND run = ?",
+                    (clone + 1, project, run),
+                )
+                db.execute(
+                    "INSERT INTO wus (project, run, clone, task_id, idx, state, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, 'allocated', ?)",
+                    (project, run, clone, task_id, idx, stamp),
+                )
+            db.execute(
+                "UPDATE transformations SET project = ?, run = ? WHERE transformation_id = ?",
+                (project, run, tf["transformation_id"]),
+            )
+            rows = db.execute(
+                "SELECT * FROM wus WHERE task_id = ? ORDER BY idx", (task_id,)
+            ).fetchall()
+            self._event(
+                db,
+                task_id,
+                "allocated",
+                ", ".join(f"{project}/{r['run']}/{r['clone']}" for r in rows),
+            )
+        return [WorkUnitRow(**row) for row in rows]
+
+    def _new_run(self, db: sqlite3.Connection, project: int, transformation_id: str) -> int:
+        run = db.execute("SELECT next_run FROM projects WHERE project = ?", (project,)).fetchone()[
+            0
+        ]
+        if run > MAX_ID:
+            raise LedgerError(
+                f"PROJECT {project} has used all {MAX_ID + 1} RUNs: add a new project for this "
+                f"effort bucket to the config (ids are never reused)"
+            )
+        db.execute("UPDATE projects SET next_run = ? WHERE project = ?", (run + 1, project))
+        db.execute(
+            "INSERT INTO runs (project, run, transformation_id) VALUES (?, ?, ?)",
+            (project, run, transformation_id),
+        )
+        return run
+
+    # --- WUs ---------------------------------------------------------------------------------
+
+    def wus(self, task_id: str) -> list[WorkUnitRow]:
+        rows = self._conn.execute("SELECT * FROM wus WHERE task_id = ? ORDER BY idx", (task_id,))
+        return [WorkUnitRow(**row) for row in rows]
+
+    def wus_in(self, project: int, states: tuple[str, ...]) -> list[WorkUnitRow]:
+        rows = self._conn.execute(
+            f"SELECT * FROM wus WHERE project = ? AND state IN ({','.join('?' * len(states))})",
+            (project, *states),
+        )
+        return [WorkUnitRow(**row) for row in rows]
+
+    def projects_in_flight(self) -> list[int]:
+        """PROJECTs with WUs whose outcome the WS has not yet told us."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT project FROM wus WHERE state IN ('created', 'restart_intent') "
+            "ORDER BY project"
+        )
+        return [row[0] for row in rows]
+
+    def set_wu(
+        self,
+        wu: WorkUnitRow,
+        state: str,
+        *,
+        frm: tuple[str, ...],
+        ws_state: str | None = None,
+        gen: int | None = None,
+        restarted: bool = False,
+    ) -> bool:
+        """Move one WU to ``state`` if it is in one of ``frm``; returns whether it moved."""
+        if state not in WU_STATES:
+            raise LedgerError(f"unknown WU state {state!r}")
+        with self._write() as db:
+            moved = db.execute(
+                f"UPDATE wus SET state = ?, ws_state = COALESCE(?, ws_state), "
+                f"gen = COALESCE(?, gen), restarts = restarts + ?, updated_at = ? "
+                f"WHERE project = ? AND run = ? AND clone = ? "
+                f"AND state IN ({','.join('?' * len(frm))})",
+                (state, ws_state, gen, int(restarted), now(), wu.project, wu.run, wu.clone, *frm),
+            ).rowcount
+            if moved and restarted:
+                db.execute(
+                    "UPDATE tasks SET restarts = restarts + 1 WHERE task_id = ?", (wu.task_id,)
+                )
+            if moved:
+                self._event(db, wu.task_id, f"wu_{state}", wu.prcg)
+        return bool(moved)
+
+    # --- Projects and polling ----------------------------------------------------------------
+
+    def project_ensured(self, project: int) -> bool:
+        row = self._conn.execute(
+            "SELECT ensured FROM projects WHERE project = ?", (project,)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def mark_project_ensured(self, project: int) -> None:
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO projects (project) VALUES (?)", (project,))
+            db.execute("UPDATE projects SET ensured = 1 WHERE project = ?", (project,))
+
+    def poll_since(self, project: int) -> str | None:
+        row = self._conn.execute(
+            "SELECT poll_since FROM projects WHERE project = ?", (project,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def set_poll_since(self, project: int, since: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE projects SET poll_since = ? WHERE project = ?", (since, project))
+
+    def events(self, task_id: str | None = None) -> list[sqlite3.Row]:
+        if task_id is None:
+            return self._conn.execute("SELECT * FROM events ORDER BY id").fetchall()
+        return self._conn.execute(
+            "SELECT * FROM events WHERE task_id = ? ORDER BY id", (task_id,)
+        ).fetchall()
+
+
+@dataclass(frozen=True)
+class Actionable:
+    """What a batch can do now, per Task, as read at Snakefile parse time."""
+
+    create: list[str]  # claimed or staged: serialize → stage → create
+    push: list[str]  # finished, analyzed, or failed and not yet pushed: collect → analyze → push
+    transformation_of: dict[str, str]  # task_id → transformation_id of the Tasks above
+    failed: frozenset[str]  # the Tasks in `push` that failed (nothing to collect or analyze)
+
+
+def actionable_tasks(path: str | Path) -> Actionable:
+    """Read-only: the Tasks that can progress in this batch (none if the ledger does not exist).
+
+    Tasks whose WUs are still running on FAH, and Tasks already pushed, are left out, so the DAG
+    (and the batch's cost) grows with the work that changed, not with the campaign's size.
+    """
+    path = Path(path)
+    if not path.exists():
+        return Actionable([], [], {}, frozenset())
+    conn = _connect(path, readonly=True)
+    try:
+        rows = conn.execute(
+            "SELECT task_id, transformation_id, state FROM tasks WHERE pushed_at IS NULL "
+            "AND state IN ('claimed', 'staged', 'finished', 'analyzed', 'failed') "
+            "ORDER BY claimed_at"
+        ).fetchall()
+    finally:
+        conn.close()
+    create = [r["task_id"] for r in rows if r["state"] in ("claimed", "staged")]
+    push = [r["task_id"] for r in rows if r["state"] in ("finished", "analyzed", "failed")]
+    failed = frozenset(r["task_id"] for r in rows if r["state"] == "failed")
+    return Actionable(create, push, {r["task_id"]: r["transformation_id"] for r in rows}, failed)

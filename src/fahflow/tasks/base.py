@@ -1,0 +1,63 @@
+"""The small interface every Task source implements."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def safe_id(text: str, *, max_len: int = 80) -> str:
+    """An id that is safe as one path component and a Snakemake wildcard: ``[A-Za-z0-9_-]+``.
+
+    Anything else (dots, slashes, spaces) becomes ``_``; ``..`` can therefore never appear.
+    """
+    cleaned = _UNSAFE.sub("_", text).strip("_")[:max_len]
+    if not cleaned:
+        raise ValueError(f"cannot make a safe id from {text!r}")
+    return cleaned
+
+
+class ClaimedTask(BaseModel):
+    """A Task handed to this service, with everything needed to run it."""
+
+    key: str = Field(description="the source's own id of the Task")
+    task_id: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="safe id used in paths")
+    transformation_id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    name: str = Field(description="human name of the Transformation")
+    spec_yaml: str = Field(description="the Transformation spec (fahflow.protocol.spec)")
+
+
+class TaskSource(Protocol):
+    """Where Tasks come from. Every method is idempotent: a batch may be killed between any two
+    calls and the next batch calls them again."""
+
+    name: str
+
+    def claim(self, service_id: str, count: int) -> list[ClaimedTask]:
+        """Hand out up to ``count`` new Tasks to ``service_id``."""
+        ...
+
+    def claimed_keys(self, service_id: str) -> set[str]:
+        """Keys of every Task currently claimed by ``service_id`` and not finished."""
+        ...
+
+    def get(self, key: str) -> ClaimedTask:
+        """One Task by key (to repair a claim that was interrupted)."""
+        ...
+
+    def push_result(self, key: str, result: dict[str, Any]) -> bool:
+        """Record a successful outcome; False if the Task already had one (nothing changed)."""
+        ...
+
+    def has_outcome(self, key: str) -> bool:
+        """Whether the Task already has a result or failure (checked before every push, so a
+        push interrupted before the ledger recorded it is not sent twice)."""
+        ...
+
+    def push_failure(self, key: str, reason: str) -> bool:
+        """Record a failure with its reason; False if the Task already had an outcome."""
+        ...

@@ -406,9 +406,7 @@ def test_download_broken_mid_stream_is_retried_and_lands_whole(server, operator,
     ws = make_ws(server, operator)
     assert ws.get_gen_file(7, 0, 3, 0, "globals.csv", dest) == dest
     assert dest.read_bytes() == payload and len(server.seen) == 2
-    assert [(s.path) for s in server.seen][
-        0
-    ] == "/api/projects/7/runs/0/clones/3/gens/0/files/globals.csv"
+    assert server.seen[0].path == "/api/projects/7/runs/0/clones/3/gens/0/files/globals.csv"
 
 
 def test_failed_download_leaves_the_old_file_and_no_temp_files(server, operator, tmp_path):

@@ -30,6 +30,43 @@ HARMONIC_PARAMETER = "lambda_harmonic"
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 _EXPRESSION = re.compile(r"^[A-Za-z0-9_+\-*/^().,<>=! ]+$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NUMBER = re.compile(r"(?<![A-Za-z0-9_])(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+#: Names an expression may use: the integrator's ``lambda`` and OpenMM's (Lepton's) functions.
+_EXPRESSION_NAMES = frozenset(
+    {
+        "lambda",
+        "sqrt",
+        "exp",
+        "log",
+        "sin",
+        "cos",
+        "sec",
+        "csc",
+        "tan",
+        "cot",
+        "asin",
+        "acos",
+        "atan",
+        "atan2",
+        "sinh",
+        "cosh",
+        "tanh",
+        "erf",
+        "erfc",
+        "step",
+        "delta",
+        "square",
+        "cube",
+        "recip",
+        "min",
+        "max",
+        "abs",
+        "floor",
+        "ceil",
+        "select",
+    }
+)
 
 
 class _Model(BaseModel):
@@ -174,6 +211,13 @@ class TransformationSpec(_Model):
                 raise ValueError(
                     f"{parameter}: {expression!r} is not an expression in lambda "
                     "(e.g. 'max(0, 1 - 2*lambda)')"
+                )
+            words = _WORD.findall(_NUMBER.sub(" ", expression))
+            unknown = sorted(set(words) - _EXPRESSION_NAMES)
+            if unknown:
+                raise ValueError(
+                    f"{parameter}: {expression!r} uses {unknown}; an expression may use only "
+                    "`lambda` and OpenMM's functions (min, max, step, sqrt, ...)"
                 )
         return functions
 

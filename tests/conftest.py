@@ -1,0 +1,133 @@
+"""Shared pytest fixtures: the FAH work-server simulator and an operator identity for it.
+
+Other engineers' tests use these; names and behaviour stay stable.
+
+``sim_root``
+    A fresh directory (``tmp_path / "sim"``) for a simulator's state.
+``make_sim``
+    Factory ``make_sim(volunteers=0, config=None, root=None) -> Simulator``: starts a simulator
+    (HTTPS on a free 127.0.0.1 port, client certificates required) on ``root`` (default
+    ``sim_root``). Calling it again with the same ``root`` after ``sim.stop()`` restarts on the
+    same state. Every simulator (and its volunteer processes) is stopped at teardown.
+``sim``
+    A started simulator with no volunteers and the default config.
+``operator_identity``
+    An RSA key and a certificate for ``operator@example.org`` issued by ``sim``'s CA, written
+    0600 to a temporary directory. Attributes: ``cert_path``, ``key_path``, ``ca_path``, ``url``,
+    ``email``, and ``cert`` (the ``(cert_path, key_path)`` pair requests takes as ``cert=``).
+``make_identity``
+    Factory ``make_identity(sim, email="operator@example.org", days=30) -> Identity`` for another
+    operator or an already expired certificate (``days=-1``).
+``tiny_wu``
+    A directory holding a tiny real WU (``core.xml`` + ``system``/``state``/``integrator``
+    ``.xml.bz2``; 125 atoms, 1000 steps, globals every 100 steps), fresh per test.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from fahflow.atomic import write_bytes
+from fahflow.sim import SimConfig, Simulator
+
+TINY_WU_STEPS = 1000
+TINY_WU_GLOBAL_FREQ = 100
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An operator's key and certificate, and where the simulator is."""
+
+    email: str
+    cert_path: Path
+    key_path: Path
+    ca_path: Path
+    url: str
+
+    @property
+    def cert(self) -> tuple[str, str]:
+        return (str(self.cert_path), str(self.key_path))
+
+
+def _make_identity(sim: Simulator, directory: Path, email: str, days: float) -> Identity:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, email)]))
+        .sign(key, hashes.SHA256())
+    )
+    pem = sim.issue_certificate(csr.public_bytes(serialization.Encoding.PEM), days=days)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    key_path = write_bytes(directory / f"{email}.key", key_pem, perms=0o600)
+    cert_path = write_bytes(directory / f"{email}.pem", pem)
+    return Identity(email, cert_path, key_path, sim.ca_path, sim.url)
+
+
+@pytest.fixture
+def sim_root(tmp_path: Path) -> Path:
+    root = tmp_path / "sim"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def make_sim(sim_root: Path) -> Iterator[Callable[..., Simulator]]:
+    started: list[Simulator] = []
+
+    def factory(
+        volunteers: int = 0, config: SimConfig | None = None, root: Path | None = None
+    ) -> Simulator:
+        simulator = Simulator(root or sim_root, port=0, volunteers=volunteers, config=config)
+        started.append(simulator.start())
+        return simulator
+
+    yield factory
+    for simulator in reversed(started):
+        simulator.stop()
+
+
+@pytest.fixture
+def sim(make_sim: Callable[..., Simulator]) -> Simulator:
+    return make_sim()
+
+
+@pytest.fixture
+def make_identity(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Identity]:
+    def factory(sim: Simulator, email: str = "operator@example.org", days: float = 30) -> Identity:
+        return _make_identity(sim, tmp_path_factory.mktemp("identity"), email, days)
+
+    return factory
+
+
+@pytest.fixture
+def operator_identity(sim: Simulator, make_identity: Callable[..., Identity]) -> Identity:
+    return make_identity(sim)
+
+
+@pytest.fixture(scope="session")
+def _tiny_wu_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from fahflow.sim.tinywu import make_tiny_wu
+
+    return make_tiny_wu(
+        tmp_path_factory.mktemp("tiny-wu"),
+        num_steps=TINY_WU_STEPS,
+        global_var_freq=TINY_WU_GLOBAL_FREQ,
+    )
+
+
+@pytest.fixture
+def tiny_wu(_tiny_wu_template: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(_tiny_wu_template, tmp_path / "tiny-wu"))

@@ -35,7 +35,7 @@ from fahflow.errors import (
 )
 from fahflow.ws import certs
 from fahflow.ws.client import AssignmentServerClient, WorkServerClient, parse_timeout
-from fahflow.ws.models import ASProjectData, JobAction, JobState, ProjectData
+from fahflow.ws.models import ASProjectData, ASWorkServerData, JobAction, JobState, ProjectData
 
 EMAIL = "operator@example.org"
 
@@ -567,3 +567,149 @@ def test_trailing_api_in_url_is_tolerated(server, operator):
     server.script.append(Reply(body=[3, 1, 2]))
     assert ws.list_projects() == [1, 2, 3]
     assert server.seen[0].path == "/api/projects"
+
+
+# --------------------------------------------------------------------------------------------------
+# Part 2: every endpoint round-trips against the simulator
+# --------------------------------------------------------------------------------------------------
+
+PROJECT = 90001
+RUN_FILES = ("core.xml", "system.xml.bz2", "state.xml.bz2", "integrator.xml.bz2")
+
+
+def sim_ws(identity: Any, **kw: Any) -> WorkServerClient:
+    kw.setdefault("retries", 2)
+    kw.setdefault("backoff_s", 0.01)
+    return WorkServerClient(identity.url, cert=identity.cert, verify=identity.ca_path, **kw)
+
+
+def test_projects_round_trip(sim, operator_identity):
+    data = ProjectData(core_id="0x23", contact=EMAIL, runs=2, clones=10, atoms=125, credit=50)
+    with sim_ws(operator_identity) as ws:
+        assert ws.list_projects() == []
+        ws.put_project(PROJECT, data)
+        ws.put_project(PROJECT, data)  # idempotent
+        ws.put_project(PROJECT + 1, data.model_copy(update={"core_id": 0x22}))
+        assert ws.list_projects() == [PROJECT, PROJECT + 1]
+        assert ws.get_project(PROJECT) == data
+        assert ws.get_project(PROJECT + 1).core_id == 0x22
+        ws.delete_project(PROJECT + 1)
+        assert ws.list_projects() == [PROJECT]
+        with pytest.raises(NotFound, match=f"/api/projects/{PROJECT + 1}"):
+            ws.get_project(PROJECT + 1)
+
+
+def test_files_jobs_and_results_round_trip(sim, operator_identity, tiny_wu, tmp_path):
+    with sim_ws(operator_identity) as ws:
+        ws.put_project(PROJECT, ProjectData(core_id="0x23", contact=EMAIL, runs=1, clones=10))
+        # project/RUN files, streamed from disk and from bytes
+        for name in RUN_FILES:
+            ws.put_file(PROJECT, f"RUN0/{name}", tiny_wu / name)
+        ws.put_file(PROJECT, "RUN0/notes.txt", b"scratch")
+        listing = {f.path: f.size for f in ws.list_project_files(PROJECT)}
+        assert listing == {
+            **{f"RUN0/{n}": (tiny_wu / n).stat().st_size for n in RUN_FILES},
+            "RUN0/notes.txt": 7,
+        }
+        back = ws.get_file(PROJECT, "RUN0/system.xml.bz2", tmp_path / "dl" / "system.xml.bz2")
+        assert back.read_bytes() == (tiny_wu / "system.xml.bz2").read_bytes()
+        ws.delete_file(PROJECT, "RUN0/notes.txt")
+        with pytest.raises(NotFound):
+            ws.get_file(PROJECT, "RUN0/notes.txt", tmp_path / "notes.txt")
+        assert not (tmp_path / "notes.txt").exists()
+
+        # create: once per CLONE; a second create of the same job is refused, not repeated
+        before = datetime.now(UTC) - timedelta(seconds=1)
+        ws.create_clone(PROJECT, 0, 0)
+        with pytest.raises(Conflict):
+            ws.create_clone(PROJECT, 0, 0)
+        assert sim.create_count(PROJECT, 0, 0) == 2  # our two calls, neither repeated
+        job = ws.get_job(PROJECT, 0, 0)
+        assert (job.project, job.run, job.clone, job.state) == (PROJECT, 0, 0, JobState.READY)
+        with pytest.raises(NotFound):
+            ws.get_job(PROJECT, 0, 9)
+
+        # bulk poll, then the other create forms
+        first = ws.jobs_since(PROJECT, before)
+        assert [(j.run, j.clone) for j in first.jobs] == [(0, 0)]
+        with sim_ws(operator_identity, create_form="run-offset") as ws2:
+            ws2.create_clone(PROJECT, 0, 4)
+        with sim_ws(operator_identity, create_form="run-count") as ws3:
+            ws3.create_clone(PROJECT, 0, 1)  # {"clones": 2}: clone 0 exists, clone 1 is new
+        clones = sorted(j.clone for j in ws.jobs_since(PROJECT, None).jobs)
+        assert clones == [0, 1, 4]
+
+        # job control
+        ws.stop_job(PROJECT, 0, 4)
+        assert ws.get_job(PROJECT, 0, 4).state is JobState.STOPPED
+        ws.restart_job(PROJECT, 0, 4)
+        assert ws.get_job(PROJECT, 0, 4).state is JobState.READY
+        ws.fail_job(PROJECT, 0, 4)
+        assert ws.get_job(PROJECT, 0, 4).state is JobState.FAILED
+        with pytest.raises(Conflict, match="cannot stop"):
+            ws.stop_job(PROJECT, 0, 4)
+        ws.reset_job(PROJECT, 0, 4)
+        assert ws.get_job(PROJECT, 0, 4).state is JobState.READY
+        assert {j.clone for j in ws.jobs_since(PROJECT, first.ts).jobs} >= {1, 4}
+
+        # CLONE files (up and down) and GEN results (written by the WS when a WU returns)
+        ws.put_clone_file(PROJECT, 0, 1, "extra/input.dat", b"\x00\x01")
+        results = sim.project_home(PROJECT) / "RUN0" / "CLONE1" / "results0"
+        results.mkdir(parents=True)
+        csv_text = "Step,Time,protocol_work\n0,0,0\n"
+        (results / "globals.csv").write_text(csv_text)
+        assert [f.path for f in ws.list_clone_files(PROJECT, 0, 1)] == [
+            "extra/input.dat",
+            "results0/globals.csv",
+        ]
+        got = ws.get_clone_file(PROJECT, 0, 1, "extra/input.dat", tmp_path / "input.dat")
+        assert got.read_bytes() == b"\x00\x01"
+        (gen_file,) = ws.list_gen_files(PROJECT, 0, 1, 0)
+        assert (gen_file.path, gen_file.size) == ("globals.csv", len(csv_text))
+        dest = tmp_path / "results" / "globals.csv"
+        assert ws.get_gen_file(PROJECT, 0, 1, 0, "globals.csv", dest).read_text().startswith("Step")
+        assert [p.name for p in ws.iter_gen_files(PROJECT, 0, 1, 0, tmp_path / "all")] == [
+            "globals.csv"
+        ]
+
+
+def test_assignment_server_round_trip_and_renewal(sim, operator_identity):
+    ident = operator_identity
+    with AssignmentServerClient(ident.url, cert=ident.cert, verify=ident.ca_path) as as_:
+        as_.put_ws("127.0.0.1", ASWorkServerData(weight=2.0, constraints="Age > 3"))
+        got = as_.get_ws("127.0.0.1")
+        assert (got.weight, got.constraints) == (2.0, "Age > 3")
+        as_.put_project("127.0.0.1", PROJECT, ASProjectData(weight=0.25, constraints="beta"))
+        project = as_.get_project("127.0.0.1", PROJECT)
+        assert (project.weight, project.constraints) == (0.25, "beta")
+
+        old = certs.certificate_info(ident.cert_path)
+        assert certs.renew_if_needed(ident.cert_path, ident.key_path, as_) is False
+        assert certs.renew_if_needed(ident.cert_path, ident.key_path, as_, force=True) is True
+        new = certs.certificate_info(ident.cert_path)
+        assert new.serial != old.serial and new.email == EMAIL
+        assert new.issuer == old.issuer and new.not_after >= old.not_after
+        certs.check_pair(ident.cert_path, ident.key_path)
+    with sim_ws(ident) as ws:
+        assert ws.list_projects() == []
+
+
+def test_simulated_503s_are_absorbed_by_retries(make_sim, make_identity):
+    from fahflow.sim import FaultConfig, SimConfig
+
+    sim = make_sim(config=SimConfig(seed=7, faults=FaultConfig(http_503_rate=0.4)))
+    ident = make_identity(sim)
+    with sim_ws(ident, retries=10, backoff_s=0.001) as ws:
+        ws._sleep = sleeps = Sleeps()
+        ws.put_project(PROJECT, ProjectData(core_id="0x23", contact=EMAIL))
+        for _ in range(15):
+            assert ws.get_project(PROJECT).contact == EMAIL
+    assert len(sleeps) >= 3  # about 40% of ≥ 16 calls were refused and retried
+
+
+def test_expired_certificate_is_refused_by_the_simulator(sim, make_identity):
+    ident = make_identity(sim, days=-1)
+    with pytest.raises(CertificateError, match="expired"):
+        certs.check_pair(ident.cert_path, ident.key_path)
+    with pytest.raises(CertificateError), sim_ws(ident, retries=0) as ws:
+        ws.list_projects()

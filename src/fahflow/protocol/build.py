@@ -11,9 +11,10 @@ equilibrate at λ=0 with a Langevin integrator, then write
   reverse neq per cycle; it accumulates ``protocol_work`` in kJ/mol);
 - ``core.xml``: run settings, with ``numSteps`` = cycles × (2·eq + 2·neq).
 
-Everything is computed on the CPU platform with a fixed thread count and an explicit random seed,
-so the same spec and seed give the same bytes, and each WU of a Task gets its own seed (the
-workflow passes it) so that WUs starting from one state still run independent trajectories.
+Preparation runs on the CPU platform with a fixed thread count and an explicit random seed, so the
+same spec and seed give the same bytes. The integrator is written with ``randomSeed=0`` (OpenMM
+draws one per Context): the WS sends the same per-RUN files to every CLONE, and a fixed seed would
+make the CLONEs of a RUN replay the same noise.
 """
 
 from __future__ import annotations
@@ -249,8 +250,8 @@ def parameters_at(spec: TransformationSpec, lam: float) -> dict[str, float]:
     return values
 
 
-def make_integrator(spec: TransformationSpec, seed: int) -> openmm.CustomIntegrator:
-    """The PeriodicNonequilibriumIntegrator of the spec, seeded."""
+def make_integrator(spec: TransformationSpec) -> openmm.CustomIntegrator:
+    """The spec's PeriodicNonequilibriumIntegrator, with a random seed drawn per Context."""
     from openmmtools.integrators import PeriodicNonequilibriumIntegrator
 
     integrator = PeriodicNonequilibriumIntegrator(
@@ -261,7 +262,10 @@ def make_integrator(spec: TransformationSpec, seed: int) -> openmm.CustomIntegra
         collision_rate=spec.collision_rate_per_ps / unit.picosecond,
         timestep=spec.timestep_fs * unit.femtosecond,
     )
-    integrator.setRandomNumberSeed(openmm_seed(seed, salt=1))
+    # 0 = OpenMM draws a fresh seed when the core creates its Context. The work server sends the
+    # same per-RUN files to every CLONE (DESIGN §2), so a fixed seed would make every CLONE of a
+    # RUN replay the same noise and return (nearly) the same works.
+    integrator.setRandomNumberSeed(0)
     return integrator
 
 
@@ -333,14 +337,14 @@ def build_work_unit(spec: TransformationSpec, out_dir: str | Path, seed: int = 0
         Where ``core.xml``, ``system.xml.bz2``, ``state.xml.bz2`` and ``integrator.xml.bz2`` go;
         each is written atomically, so a killed build leaves no half file.
     seed:
-        Seeds the preparation dynamics and the integrator's noise; same seed, same bytes. Give
-        each WU of a Task its own seed.
+        Seeds minimization-free preparation dynamics and the starting velocities; same seed,
+        same bytes. Building several starting states (one per RUN) takes different seeds.
     """
     out = Path(out_dir)
     system, positions = make_system(spec)
     _check_parameters(spec, system)
     state = _prepared_state(spec, system, positions, seed)
-    integrator = make_integrator(spec, seed)
+    integrator = make_integrator(spec)
     core_xml = render_core_xml(
         spec.core, cycles=spec.cycles_per_wu, eq_steps=spec.eq_steps, neq_steps=spec.neq_steps
     )

@@ -2,8 +2,8 @@
 
 The values are OpenMM's (CODATA 2018). Older cores computed kT with CODATA 2006's R
 (8.314472 J/(mol K)), 1.2e-6 apart: the real-core fixture's kT reads as 298.0004 K, well inside
-:data:`fahflow.analysis.globals.KT_RELATIVE_TOLERANCE`. Importing OpenMM itself is avoided on purpose: the
-workflow's analyze step must start fast.
+:data:`fahflow.analysis.globals.KT_RELATIVE_TOLERANCE`. Importing OpenMM itself is avoided on
+purpose: the workflow's analyze step must start fast.
 """
 
 from __future__ import annotations

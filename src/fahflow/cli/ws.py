@@ -1,5 +1,289 @@
-"""`fahflow` commands of this area (filled in by its issue)."""
+"""`fahflow ws ...`: look at and manage projects and jobs on a FAH work server.
+
+Connection settings come from options or environment variables (FAHFLOW_WS_URL, FAHFLOW_CERT,
+FAHFLOW_KEY, FAHFLOW_CA) and are turned into a client by
+:func:`fahflow.ws.client.client_from_options`, which the workflow may reuse. Data goes to stdout
+(a rich table, or JSON with ``--json``); errors become one line and exit code 1 in ``fahflow.cli``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import click
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+from rich.table import Table
 
-COMMANDS: list[click.Command] = []
+from fahflow.errors import ConfigError, NotFound
+from fahflow.ws.client import DEFAULT_TIMEOUT, WorkServerClient, client_from_options
+from fahflow.ws.models import Compression, JobAction, JobState, ProjectData
+
+_PATH = click.Path(dir_okay=False, path_type=Path)
+
+
+def _echo_json(data: Any) -> None:
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    elif isinstance(data, list):
+        data = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
+    click.echo(json.dumps(data, indent=2))
+
+
+def _client(ctx: click.Context) -> WorkServerClient:
+    """The WS client for this invocation, built from the ``ws`` group's options."""
+    return client_from_options(**ctx.obj["ws"])
+
+
+@click.group("ws")
+@click.option("--url", envvar="FAHFLOW_WS_URL", help="Work server URL, https://host:port.")
+@click.option("--cert", envvar="FAHFLOW_CERT", type=_PATH, help="Client certificate (PEM).")
+@click.option("--key", envvar="FAHFLOW_KEY", type=_PATH, help="Client private key (PEM).")
+@click.option(
+    "--ca", envvar="FAHFLOW_CA", type=_PATH, help="CA bundle for the server (default: system)."
+)
+@click.option(
+    "--http-timeout",
+    envvar="FAHFLOW_WS_TIMEOUT",
+    type=(click.FloatRange(min=0, min_open=True), click.FloatRange(min=0, min_open=True)),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    metavar="CONNECT_S READ_S",
+    help="HTTP timeouts in seconds.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Retries of transient failures (idempotent calls only).",
+)
+@click.pass_context
+def ws(
+    ctx: click.Context,
+    url: str | None,
+    cert: Path | None,
+    key: Path | None,
+    ca: Path | None,
+    http_timeout: tuple[float, float],
+    retries: int,
+) -> None:
+    """Projects and jobs on a Folding@home work server (mutual TLS).
+
+    Connection options may also come from FAHFLOW_WS_URL, FAHFLOW_CERT, FAHFLOW_KEY and
+    FAHFLOW_CA.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["ws"] = {
+        "url": url,
+        "cert": cert,
+        "key": key,
+        "ca": ca,
+        "timeout": http_timeout,
+        "retries": retries,
+    }
+
+
+@ws.command("projects")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def projects(ctx: click.Context, as_json: bool) -> None:
+    """List the projects on the work server, with their settings."""
+    with _client(ctx) as client:
+        rows = [(p, client.get_project(p)) for p in client.list_projects()]
+    if as_json:
+        _echo_json({str(p): data.model_dump(mode="json") for p, data in rows})
+        return
+    table = Table(title=f"projects on {ctx.obj['ws']['url']}")
+    columns = ("project", "core", "runs", "clones", "gens", "atoms", "credit", "timeout s")
+    for column in (*columns, "contact"):
+        table.add_column(column, justify="left" if column == "contact" else "right")
+    for p, d in rows:
+        values = (p, f"0x{d.core_id:02x}", d.runs, d.clones, d.gens, d.atoms, d.credit, d.timeout)
+        table.add_row(*(str(v) for v in values), d.contact)
+    Console().print(table)
+
+
+@ws.command("project")
+@click.argument("project", type=click.IntRange(min=0))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def project(ctx: click.Context, project: int, as_json: bool) -> None:
+    """Show one PROJECT's settings."""
+    with _client(ctx) as client:
+        data = client.get_project(project)
+    if as_json:
+        _echo_json(data)
+        return
+    table = Table(title=f"project {project}", show_header=False)
+    for name, value in data.model_dump(mode="json").items():
+        table.add_row(name, str(value))
+    Console().print(table)
+
+
+def project_data(**fields: Any) -> ProjectData:
+    """ProjectData from CLI options; a bad value is named by its option."""
+    try:
+        return ProjectData(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        problems = [
+            f"--{str(err['loc'][0]).replace('_', '-')} {err.get('input')!r}: "
+            f"{err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
+        ]
+        raise ConfigError("bad project settings: " + "; ".join(problems)) from None
+
+
+@ws.command("create-project")
+@click.argument("project", type=click.IntRange(min=0))
+@click.option("--core-id", required=True, help="FAH core type as hex, e.g. 0x23.")
+@click.option("--contact", required=True, help="Email of the person responsible.")
+@click.option("--runs", type=int, help="Number of RUNs.  [default: 1]")
+@click.option("--clones", type=int, help="CLONEs per RUN.  [default: 1]")
+@click.option("--gens", type=int, help="GENs per CLONE.  [default: 1]")
+@click.option("--atoms", type=int, help="Approximate atoms per WU.")
+@click.option("--credit", type=int, help="Base credit per WU.")
+@click.option("--timeout", type=int, help="Seconds before a WU is reassigned (>= 300).")
+@click.option("--deadline", type=int, help="Seconds in which a WU earns credit (>= 300).")
+@click.option("--compression", type=click.Choice([c.value for c in Compression]))
+@click.option("--update", is_flag=True, help="Replace the settings of an existing project.")
+@click.pass_context
+def create_project(ctx: click.Context, project: int, update: bool, **fields: Any) -> None:
+    """Create PROJECT on the work server (or change it, with --update)."""
+    data = project_data(**fields)
+    with _client(ctx) as client:
+        if not update:
+            try:
+                client.get_project(project)
+            except NotFound:
+                pass
+            else:
+                raise ConfigError(f"project {project} already exists; use --update to change it")
+        client.put_project(project, data)
+    click.echo(f"{'updated' if update else 'created'} project {project}")
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time like 2026-11-26T14:30:00Z", param_hint="--since"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@ws.command("jobs")
+@click.argument("project", type=click.IntRange(min=0))
+@click.option("--since", help="Only jobs changed since this ISO 8601 time (UTC if no zone).")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice([s.value for s in JobState], case_sensitive=False),
+    help="Only jobs in this state (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def jobs(
+    ctx: click.Context, project: int, since: str | None, states: tuple[str, ...], as_json: bool
+) -> None:
+    """List the jobs (CLONEs) of PROJECT as a table, with a count per state."""
+    moment = _parse_since(since)
+    with _client(ctx) as client:
+        result = client.jobs_since(project, moment)
+    wanted = {s.upper() for s in states}
+    rows = sorted(
+        (j for j in result.jobs if not wanted or j.state.value in wanted),
+        key=lambda j: (j.run, j.clone),
+    )
+    if as_json:
+        _echo_json({"ts": result.ts.isoformat(), "jobs": [j.model_dump(mode="json") for j in rows]})
+        return
+    table = Table(title=f"jobs of project {project}" + (f" since {moment:%F %T}" if moment else ""))
+    for column in ("run", "clone", "gen", "state", "progress", "retries", "assigns", "last (UTC)"):
+        table.add_column(column, justify="left" if column == "state" else "right")
+    for j in rows:
+        last = f"{j.last.astimezone(UTC):%F %T}" if j.last else ""
+        table.add_row(
+            str(j.run), str(j.clone), str(j.gen), j.state.value, f"{j.progress:.0%}",
+            str(j.retries), str(j.assigns), last,
+        )  # fmt: skip
+    counts = Counter(j.state.value for j in rows)
+    table.caption = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no jobs"
+    Console().print(table)
+
+
+@ws.command("job")
+@click.argument("project", type=click.IntRange(min=0))
+@click.argument("run", type=click.IntRange(0, 65535))
+@click.argument("clone", type=click.IntRange(0, 65535))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def job(ctx: click.Context, project: int, run: int, clone: int, as_json: bool) -> None:
+    """Show one job: PROJECT RUN CLONE."""
+    with _client(ctx) as client:
+        data = client.get_job(project, run, clone)
+    if as_json:
+        _echo_json(data)
+        return
+    table = Table(title=f"job {project}:{run}:{clone}", show_header=False)
+    for name, value in data.model_dump(mode="json").items():
+        table.add_row(name, str(value))
+    Console().print(table)
+
+
+def _action_command(action: JobAction) -> click.Command:
+    """``fahflow ws fail|reset|stop|restart P R C``, each behind a confirmation prompt."""
+
+    @click.argument("project", type=click.IntRange(min=0))
+    @click.argument("run", type=click.IntRange(0, 65535))
+    @click.argument("clone", type=click.IntRange(0, 65535))
+    @click.confirmation_option(prompt=f"{action.value} this job on the work server?")
+    @click.pass_context
+    def command(ctx: click.Context, project: int, run: int, clone: int) -> None:
+        with _client(ctx) as client:
+            client.job_action(project, run, clone, action)
+            state = client.get_job(project, run, clone).state
+        click.echo(f"{action.value}: job {project}:{run}:{clone} is now {state.value}")
+
+    command.__doc__ = {
+        JobAction.FAIL: "Mark job PROJECT RUN CLONE as FAILED.",
+        JobAction.RESET: "Reset job PROJECT RUN CLONE to GEN 0, READY.",
+        JobAction.STOP: "Stop job PROJECT RUN CLONE (no more assignments).",
+        JobAction.RESTART: "Put a FAILED or STOPPED job PROJECT RUN CLONE back in play.",
+    }[action]
+    return ws.command(action.value)(command)
+
+
+for _action in JobAction:
+    _action_command(_action)
+
+
+@ws.command("files")
+@click.argument("project", type=click.IntRange(min=0))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def files(ctx: click.Context, project: int, as_json: bool) -> None:
+    """List the input files uploaded for PROJECT (project, RUN and CLONE files)."""
+    with _client(ctx) as client:
+        listing = client.list_project_files(project)
+    if as_json:
+        _echo_json(listing)
+        return
+    table = Table(title=f"files of project {project}")
+    for column in ("path", "bytes", "modified (UTC)"):
+        table.add_column(column, justify="right" if column == "bytes" else "left")
+    for f in listing:
+        modified = f"{f.modified.astimezone(UTC):%F %T}" if f.modified else ""
+        table.add_row(f.path, str(f.size), modified)
+    Console().print(table)
+
+
+COMMANDS: list[click.Command] = [ws]

@@ -715,3 +715,35 @@ class AssignmentServerClient(_Client):
         return self._call(
             "POST", "/api/auth/csr", read, idempotent=False, json={"csr": csr_pem.decode()}
         )
+
+
+def client_from_options(
+    url: str | None,
+    cert: str | os.PathLike[str] | None,
+    key: str | os.PathLike[str] | None,
+    ca: str | os.PathLike[str] | None = None,
+    *,
+    timeout: Any = DEFAULT_TIMEOUT,
+    retries: int = 5,
+    backoff_s: float = 0.5,
+    create_form: CreateForm = "clone",
+) -> WorkServerClient:
+    """A :class:`WorkServerClient` from loose settings (CLI options, env vars, a config file).
+
+    Says which setting is missing, by its option and environment variable names. ``ca=None``
+    verifies the server against the system CAs.
+    """
+    if not url:
+        raise ConfigError("no work server URL: pass --url or set FAHFLOW_WS_URL")
+    if not cert or not key:
+        missing = "--cert (FAHFLOW_CERT)" if not cert else "--key (FAHFLOW_KEY)"
+        raise ConfigError(f"the work server needs a client certificate and key: missing {missing}")
+    return WorkServerClient(
+        url,
+        cert=(cert, key),
+        verify=ca if ca else True,
+        timeout=timeout,
+        retries=retries,
+        backoff_s=backoff_s,
+        create_form=create_form,
+    )

@@ -140,14 +140,24 @@ class ProjectSettings(_Section):
 
     id: int = Field(ge=1, le=2**31 - 1, description="FAH project number")
     atoms: int = Field(ge=1, description="atoms of the largest system this project takes")
-    nonbonded_method: Literal["PME", "NoCutoff"] = Field(
-        "PME", description="PME (effort n ln n) or NoCutoff (effort n^2)"
+    nonbonded_method: str = Field(
+        "PME", description="OpenMM nonbonded method: PME (effort n ln n), NoCutoff (n^2), ..."
     )
     core_id: str = Field("0x23", description="FAH core type (hex)")
     contact: str = Field(description="email of the person responsible")
     credit: int = Field(0, ge=0, description="base credit per WU")
     timeout: int = Field(86400, ge=300, description="seconds before a WU is reassigned")
     deadline: int = Field(172800, ge=300, description="seconds in which a WU earns credit")
+
+    @field_validator("nonbonded_method")
+    @classmethod
+    def _known_method(cls, method: str) -> str:
+        from fahflow.protocol.projects import NONBONDED_METHODS
+
+        for known in NONBONDED_METHODS:
+            if method.lower() == known.lower():
+                return known
+        raise ValueError(f"must be one of {', '.join(NONBONDED_METHODS)}")
 
 
 class LocalQueueSettings(_Section):

@@ -387,6 +387,13 @@ class Ledger:
         )
         return [WorkUnitRow(**row) for row in rows]
 
+    def wu_progress(self) -> dict[str, tuple[int, int]]:
+        """task_id → (WUs finished, WUs allocated)."""
+        rows = self._conn.execute(
+            "SELECT task_id, SUM(state = 'finished'), COUNT(*) FROM wus GROUP BY task_id"
+        )
+        return {row[0]: (row[1], row[2]) for row in rows}
+
     def projects_in_flight(self) -> list[int]:
         """PROJECTs with WUs whose outcome the WS has not yet told us."""
         rows = self._conn.execute(

@@ -1,0 +1,64 @@
+"""Step 7: turn a Task's collected globals.csv files into ΔG ± σ (BAR), with a report.
+
+An analysis that cannot give a number it stands behind (no usable forward/reverse pair) fails
+the Task with the reason instead of failing the batch: a re-run cannot change the data.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fahflow.batch.context import BatchContext, write_json
+from fahflow.errors import AnalysisError
+
+logger = logging.getLogger(__name__)
+
+
+def analyze(ctx: BatchContext, task_id: str, collected: Path, out: Path) -> dict[str, Any]:
+    """Analyze the files listed in ``collected``; write the outcome to ``out`` and a report."""
+    from fahflow.analysis.report import analyze_paths, write_report
+
+    settings = ctx.config.analysis
+    try:
+        result = analyze_paths(
+            [collected.parent / "globals"], n_bootstrap=settings.bootstrap, seed=settings.seed
+        )
+    except AnalysisError as exc:
+        logger.error("Task %s: analysis failed: %s", task_id, exc)
+        outcome: dict[str, Any] = {"status": "failed", "reason": f"analysis: {exc}"}
+        ctx.ledger.set_task_state(task_id, "failed", reason=outcome["reason"], frm=("finished",))
+    else:
+        report = write_report(result, out.parent / "report")
+        outcome = {"status": "ok", "report": str(report), **task_summary(result)}
+        ctx.ledger.set_task_state(task_id, "analyzed", frm=("finished",))
+    outcome["task_id"] = task_id
+    write_json(out, outcome)
+    return outcome
+
+
+def task_summary(result: Any) -> dict[str, Any]:
+    """The numbers that go back to the Task's source: estimate, units, every paired work (keyed
+    by PRCG and cycle, with the CLONE as bootstrap group) and the WUs left out, with why."""
+    fe = result.estimate
+    return {
+        "Delta_f_kT": fe.Delta_f_kT,
+        "dDelta_f_kT": fe.sigma_kT,
+        "Delta_f_kcal_per_mol": fe.Delta_f_kcal_per_mol,
+        "dDelta_f_kcal_per_mol": fe.sigma_kcal_per_mol,
+        "temperature_K": fe.temperature_K,
+        "n_pairs": result.n_pairs,
+        "status_counts": result.status_counts,
+        "works": [
+            {"key": f"{wu.key.source}/cycle{c.cycle}", "group": wu.key.group,
+             "w_F_kT": c.w_F, "w_R_kT": c.w_R}
+            for wu in result.work_units
+            for c in wu.ok_cycles()
+        ],  # fmt: skip
+        "excluded": [
+            {"key": wu.key.source, "status": str(wu.status), "reason": wu.reason}
+            for wu in result.work_units
+            if not wu.ok_cycles()
+        ],
+    }

@@ -1,0 +1,75 @@
+"""Step 1: claim Tasks from the source and record them in the ledger."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fahflow import atomic
+from fahflow.batch.context import BatchContext, write_json
+from fahflow.errors import ConfigError
+from fahflow.protocol.spec import parse_spec
+from fahflow.tasks import ClaimedTask
+
+logger = logging.getLogger(__name__)
+
+
+def claim(ctx: BatchContext, out: Path) -> dict[str, Any]:
+    """Claim up to ``tasks.claim_max`` new Tasks and record each in the ledger.
+
+    First repairs an interrupted claim: Tasks the source has handed to this service but the
+    ledger does not know (a batch killed between the two writes) are recorded now. A Task whose
+    spec is invalid is failed at the source at once with the validation message, since no retry
+    can fix it. Writes the batch's claim record to ``out``.
+    """
+    service = ctx.config.tasks.service_id
+    source = ctx.source
+    known = {t.source_key for t in ctx.ledger.tasks() if t.source == source.name}
+    repaired = [source.get(key) for key in sorted(source.claimed_keys(service) - known)]
+    new = source.claim(service, ctx.config.tasks.claim_max)
+    recorded, rejected = [], []
+    for task in repaired + new:
+        try:
+            _record(ctx, task)
+            recorded.append(task.task_id)
+        except ConfigError as exc:
+            logger.error("Task %s rejected: %s", task.key, exc)
+            source.push_failure(task.key, f"invalid transformation spec: {exc}")
+            rejected.append(task.key)
+    _prune_batches(out.parent.parent, ctx.config.batch.keep_batches)
+    summary = {"claimed": recorded, "repaired": [t.task_id for t in repaired], "rejected": rejected}
+    write_json(out, summary)
+    return summary
+
+
+def _record(ctx: BatchContext, task: ClaimedTask) -> None:
+    try:
+        data = yaml.safe_load(task.spec_yaml)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Task {task.key}: spec is not valid YAML: {exc}") from None
+    spec = parse_spec(data, f"Task {task.key} spec")
+    spec_path = ctx.transformation_dir(task.transformation_id) / "spec.yaml"
+    if not spec_path.exists():
+        atomic.write_text(spec_path, task.spec_yaml)
+    ctx.ledger.add_task(
+        task_id=task.task_id,
+        source=ctx.source.name,
+        source_key=task.key,
+        transformation_id=task.transformation_id,
+        name=task.name,
+        spec_yaml=task.spec_yaml,
+        n_wus=spec.wus_per_task,
+    )
+
+
+def _prune_batches(batches: Path, keep: int) -> None:
+    """Keep the records of the last ``keep`` batches (their names sort by start time)."""
+    if not batches.is_dir():
+        return
+    old = sorted(p for p in batches.iterdir() if p.is_dir())[:-keep]
+    for path in old:
+        shutil.rmtree(path, ignore_errors=True)

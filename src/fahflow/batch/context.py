@@ -1,0 +1,88 @@
+"""What every step needs: the config, the ledger, the Task source and a WS client, made once.
+
+The WS client is created lazily, so steps that never talk to the work server (serialize,
+analyze) do not need its certificates to exist.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from fahflow import atomic
+from fahflow.config import FahflowConfig, load_config
+from fahflow.ledger import Ledger
+from fahflow.tasks import TaskSource, open_source
+from fahflow.ws.client import WorkServerClient
+
+
+class BatchContext:
+    """Config + ledger + source + WS client of one ``fahflow batch`` command."""
+
+    def __init__(self, config: FahflowConfig) -> None:
+        self.config = config
+        self.results_dir = config.batch.results_dir
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> BatchContext:
+        return cls(load_config(path))
+
+    @functools.cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.config.ledger.path)
+
+    @functools.cached_property
+    def source(self) -> TaskSource:
+        return open_source(self.config)
+
+    @functools.cached_property
+    def ws(self) -> WorkServerClient:
+        ws = self.config.ws
+        return WorkServerClient(
+            ws.url,
+            cert=(str(ws.cert), str(ws.key)),
+            verify=str(ws.ca) if isinstance(ws.ca, Path) else ws.ca,
+            timeout=ws.timeout_s,
+            retries=ws.retries,
+            create_form=ws.create_form,
+        )
+
+    def close(self) -> None:
+        for name in ("ledger", "ws"):
+            if name in self.__dict__:
+                self.__dict__[name].close()
+        if "source" in self.__dict__ and hasattr(self.source, "close"):
+            self.source.close()
+
+    def __enter__(self) -> BatchContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- where things live -------------------------------------------------------------------
+
+    def transformation_dir(self, transformation_id: str) -> Path:
+        return self.results_dir / "transformations" / transformation_id
+
+    def task_dir(self, task_id: str) -> Path:
+        return self.results_dir / "tasks" / task_id
+
+    def ws_path(self, template: str, project: int, run: int, clone: int = 0, gen: int = 0) -> str:
+        """A ``<send>``-style template as a path relative to the project home."""
+        path = Template(template).substitute(home="", run=run, clone=clone, gen=gen)
+        return path.lstrip("/")
+
+    def project_home(self, project: int) -> Path:
+        """PROJ{p} in the WS data directory (colocated staging and results)."""
+        if self.config.ws.data_dir is None:
+            raise ValueError("ws.data_dir is not set")
+        return self.config.ws.data_dir / f"PROJ{project}"
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """The sentinel/record files of the steps: sorted, indented JSON, written atomically."""
+    return atomic.write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

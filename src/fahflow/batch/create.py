@@ -1,0 +1,58 @@
+"""Step 4: create each staged WU's job on the work server, exactly once.
+
+The ledger records the intent before the call and the confirmation after it. A WU found with
+an intent but no confirmation (a batch died in between, or the call timed out) is checked on
+the WS first: if the job exists it is confirmed, otherwise created. PRCG ids are never reused,
+so a fresh intent needs no check: no job with those ids can exist yet.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fahflow.batch.context import BatchContext, write_json
+from fahflow.errors import Conflict, NotFound
+from fahflow.ledger import WorkUnitRow
+
+logger = logging.getLogger(__name__)
+
+
+def create(ctx: BatchContext, task_id: str, out: Path) -> dict[str, Any]:
+    """Create the jobs of ``task_id`` (resuming interrupted creates) and write ``out``."""
+    outcomes: dict[str, str] = {}
+    for wu in ctx.ledger.wus(task_id):
+        if wu.state == "allocated":
+            ctx.ledger.set_wu(wu, "create_intent", frm=("allocated",))
+            outcomes[wu.prcg] = _create(ctx, wu, check_first=False)
+        elif wu.state == "create_intent":
+            outcomes[wu.prcg] = _create(ctx, wu, check_first=True)
+        else:
+            outcomes[wu.prcg] = "already created"
+    ctx.ledger.set_task_state(task_id, "created", frm=("staged",))
+    record = {"task_id": task_id, "jobs": outcomes}
+    write_json(out, record)
+    return record
+
+
+def _create(ctx: BatchContext, wu: WorkUnitRow, *, check_first: bool) -> str:
+    ws = ctx.ws
+    if check_first:
+        try:
+            job = ws.get_job(wu.project, wu.run, wu.clone)
+        except NotFound:
+            pass
+        else:
+            logger.info("%s already on the WS (%s): confirming", wu.prcg, job.state)
+            ctx.ledger.set_wu(wu, "created", frm=("create_intent",), ws_state=job.state)
+            return "found on the WS"
+    try:
+        ws.create_clone(wu.project, wu.run, wu.clone)
+        outcome = "created"
+    except Conflict:
+        # The job exists: a create we could not confirm did reach the WS after all.
+        ws.get_job(wu.project, wu.run, wu.clone)
+        outcome = "found on the WS"
+    ctx.ledger.set_wu(wu, "created", frm=("create_intent",))
+    return outcome

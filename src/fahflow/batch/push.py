@@ -1,0 +1,35 @@
+"""Step 8: send each Task's outcome, result or failure, back to its source, exactly once.
+
+The source is asked first whether the Task already has an outcome, so a push that reached the
+source before the batch died is recorded in the ledger instead of being sent again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fahflow.batch.context import BatchContext, write_json
+
+
+def push(ctx: BatchContext, task_id: str, outcome_path: Path | None, out: Path) -> dict[str, Any]:
+    """Push the outcome of ``task_id`` (``outcome_path``, or the ledger's failure reason)."""
+    task = ctx.ledger.task(task_id)
+    outcome: dict[str, Any]
+    if outcome_path is not None:
+        outcome = json.loads(outcome_path.read_text())
+    else:
+        outcome = {"status": "failed", "reason": task.reason or "failed"}
+    sent = False
+    if task.pushed_at is None:
+        if not ctx.source.has_outcome(task.source_key):
+            if outcome["status"] == "ok":
+                ctx.source.push_result(task.source_key, outcome)
+            else:
+                ctx.source.push_failure(task.source_key, outcome["reason"])
+            sent = True
+        ctx.ledger.mark_pushed(task_id)
+    record = {"task_id": task_id, "status": outcome["status"], "sent_now": sent}
+    write_json(out, record)
+    return record

@@ -1,0 +1,213 @@
+"""What a person asks of a campaign on the local queue: submit Tasks, see where each stands, and
+read the free energies.
+
+``status`` joins the queue (waiting / done / failed) with the ledger (the step of each claimed
+Task, its WUs finished); ``results`` pools the paired works of every completed Task of a
+Transformation into one BAR estimate, bootstrapped over whole CLONEs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from fahflow.config import FahflowConfig, load_config
+from fahflow.errors import ConfigError, InsufficientWorkError
+from fahflow.ledger import Ledger
+from fahflow.tasks import LocalQueue
+
+
+def _queue(config: FahflowConfig) -> LocalQueue:
+    if config.tasks.source != "local":
+        raise ConfigError(
+            f"tasks.source is {config.tasks.source!r}: submit/status/results read the local "
+            "queue; ask the source itself for its Tasks"
+        )
+    return LocalQueue(config.tasks.local.path)
+
+
+def submit_spec(config_path: Path, spec_path: Path, n_tasks: int | None) -> list[str]:
+    """Validate the spec and enqueue ``n_tasks`` (default: the spec's ``tasks``) Tasks.
+
+    The spec is stored normalized, with its file paths made absolute, so that the Task still
+    finds its inputs when a batch runs from another directory.
+    """
+    from fahflow.protocol.spec import load_spec
+
+    config = load_config(config_path)
+    spec = load_spec(spec_path)
+    spec_yaml = yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=True)
+    queue = _queue(config)
+    try:
+        return queue.submit(spec.name, spec_yaml, n_tasks if n_tasks is not None else spec.tasks)
+    finally:
+        queue.close()
+
+
+def task_rows(config: FahflowConfig) -> list[dict[str, Any]]:
+    """Every Task of the queue with its step: waiting, a ledger state, done or failed."""
+    queue = _queue(config)
+    ledger = Ledger(config.ledger.path) if config.ledger.path.exists() else None
+    try:
+        steps = {t.source_key: t for t in ledger.tasks()} if ledger else {}
+        progress = ledger.wu_progress() if ledger else {}
+        rows = []
+        for row in queue.rows():
+            entry = steps.get(row["key"])
+            step = {"waiting": "waiting", "complete": "done", "error": "failed"}.get(row["status"])
+            if step is None:
+                step = entry.state if entry else "claimed"
+            done, total = progress.get(entry.task_id, (0, 0)) if entry else (0, 0)
+            result = json.loads(row["result_json"]) if row["result_json"] else {}
+            rows.append(
+                {
+                    "task": row["key"],
+                    "transformation": row["name"],
+                    "step": step,
+                    "wus": f"{done}/{total}" if total else "",
+                    "restarts": entry.restarts if entry else 0,
+                    "Delta_f_kT": result.get("Delta_f_kT"),
+                    "dDelta_f_kT": result.get("dDelta_f_kT"),
+                    "reason": row["error"] or (entry.reason if entry else None) or "",
+                }
+            )
+        return rows
+    finally:
+        queue.close()
+        if ledger:
+            ledger.close()
+
+
+def print_status(
+    config_path: Path, *, show_all: bool = False, console: Console | None = None
+) -> None:
+    config = load_config(config_path)
+    rows = task_rows(config)
+    console = console or Console()
+    counts = Counter(r["step"] for r in rows)
+    console.print(
+        f"{len(rows)} Task(s): " + ", ".join(f"{n} {step}" for step, n in sorted(counts.items()))
+    )
+    shown = rows if show_all else [r for r in rows if r["step"] not in ("done",)]
+    if not shown:
+        return
+    table = Table("Task", "Transformation", "Step", "WUs done", "Restarts", "ΔG / kT", "Reason")
+    for r in shown[:200] if not show_all else shown:
+        dg = "" if r["Delta_f_kT"] is None else f"{r['Delta_f_kT']:.2f} ± {r['dDelta_f_kT']:.2f}"
+        table.add_row(
+            r["task"], r["transformation"], r["step"], r["wus"], str(r["restarts"]), dg, r["reason"]
+        )
+    console.print(table)
+
+
+def transformation_results(config: FahflowConfig, *, report_dir: Path | None = None) -> list[dict]:
+    """One pooled BAR estimate per Transformation over the works of its completed Tasks."""
+    from fahflow.analysis.estimate import bar_estimate
+
+    queue = _queue(config)
+    try:
+        by_tf: dict[str, list[dict]] = defaultdict(list)
+        names, counts = {}, Counter()
+        for row in queue.rows():
+            names[row["transformation_id"]] = row["name"]
+            counts[row["transformation_id"], row["status"]] += 1
+            if row["status"] == "complete":
+                by_tf[row["transformation_id"]].append(json.loads(row["result_json"]))
+    finally:
+        queue.close()
+    out = []
+    for tf, name in names.items():
+        entry: dict[str, Any] = {
+            "transformation": name,
+            "transformation_id": tf,
+            "tasks_done": counts[tf, "complete"],
+            "tasks_failed": counts[tf, "error"],
+            "tasks_open": counts[tf, "waiting"] + counts[tf, "claimed"],
+        }
+        results = by_tf.get(tf, [])
+        works = [w for r in results for w in r["works"]]
+        if works:
+            try:
+                fe = bar_estimate(
+                    [w["w_F_kT"] for w in works],
+                    [w["w_R_kT"] for w in works],
+                    temperature_K=results[0]["temperature_K"],
+                    groups=[w["group"] for w in works],
+                    n_bootstrap=config.analysis.bootstrap,
+                    seed=config.analysis.seed,
+                )
+            except InsufficientWorkError as exc:
+                entry["error"] = str(exc)
+            else:
+                dg, sigma = fe.to_kcal_per_mol()
+                entry.update(
+                    n_cycles=len(works),
+                    Delta_f_kT=fe.Delta_f_kT,
+                    sigma_kT=fe.sigma_kT,
+                    Delta_f_kcal_per_mol=dg,
+                    sigma_kcal_per_mol=sigma,
+                    temperature_K=fe.temperature_K,
+                )
+        if report_dir is not None and results:
+            entry["report"] = str(_write_report(config, tf, report_dir))
+        out.append(entry)
+    return out
+
+
+def _write_report(config: FahflowConfig, transformation_id: str, report_dir: Path) -> Path:
+    """Report over every collected globals.csv of the Transformation's analyzed Tasks."""
+    from fahflow.analysis.report import analyze_paths, write_report
+
+    ledger = Ledger(config.ledger.path)
+    try:
+        tasks = [
+            t.task_id
+            for t in ledger.tasks(states=("analyzed",))
+            if t.transformation_id == transformation_id
+        ]
+    finally:
+        ledger.close()
+    dirs = [config.batch.results_dir / "tasks" / t / "globals" for t in tasks]
+    result = analyze_paths(dirs, n_bootstrap=config.analysis.bootstrap, seed=config.analysis.seed)
+    return write_report(result, report_dir / transformation_id)
+
+
+def print_results(
+    config_path: Path, *, fmt: str = "table", report_dir: Path | None = None,
+    console: Console | None = None,
+) -> list[dict]:  # fmt: skip
+    config = load_config(config_path)
+    rows = transformation_results(config, report_dir=report_dir)
+    console = console or Console()
+    if fmt == "json":
+        console.print_json(json.dumps(rows, default=str))
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        fields = sorted({k for r in rows for k in r})
+        writer = csv.DictWriter(buffer, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+        console.out(buffer.getvalue(), end="")
+    else:
+        table = Table("Transformation", "Tasks done/failed/open", "Cycles", "ΔG / kT",
+                      "ΔG / kcal/mol", "Report")  # fmt: skip
+        for r in rows:
+            has = "Delta_f_kT" in r
+            table.add_row(
+                r["transformation"],
+                f"{r['tasks_done']}/{r['tasks_failed']}/{r['tasks_open']}",
+                str(r.get("n_cycles", "")),
+                f"{r['Delta_f_kT']:.2f} ± {r['sigma_kT']:.2f}" if has else r.get("error", ""),
+                f"{r['Delta_f_kcal_per_mol']:.2f} ± {r['sigma_kcal_per_mol']:.2f}" if has else "",
+                r.get("report", ""),
+            )
+        console.print(table)
+    return rows

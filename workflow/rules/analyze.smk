@@ -1,0 +1,12 @@
+rule analyze:
+    input:
+        collected=f"{RESULTS}/tasks/{{task}}/collected.json",
+    output:
+        outcome=f"{RESULTS}/tasks/{{task}}/outcome.json",
+    log:
+        "logs/analyze/{task}.log",
+    params:
+        config=CONFIG_FILE,
+    shell:
+        "fahflow batch analyze {wildcards.task} --config {params.config} "
+        "--collected {input.collected} --out {output.outcome} > {log} 2>&1"

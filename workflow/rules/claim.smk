@@ -1,0 +1,9 @@
+checkpoint claim:
+    output:
+        f"{BATCH_DIR}/claim.json",
+    log:
+        f"logs/claim/{BATCH}.log",
+    params:
+        config=CONFIG_FILE,
+    shell:
+        "fahflow batch claim --config {params.config} --out {output} > {log} 2>&1"

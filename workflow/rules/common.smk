@@ -1,0 +1,60 @@
+# Config validation, paths, and the read-only ledger filter that decides what this batch does.
+
+import os
+import time
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from fahflow.config import FahflowConfig, validate_model
+from fahflow.ledger import actionable_tasks
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+# Every `fahflow batch` command reads the same config file Snakemake was given (so settings
+# are changed by editing that YAML, not with --config on the command line).
+CONFIG_FILE = str(workflow.configfiles[-1])
+SETTINGS = validate_model(config, FahflowConfig, CONFIG_FILE)
+RESULTS = str(SETTINGS.batch.results_dir)
+LEDGER = str(SETTINGS.ledger.path)
+# One folder per batch for its claim and poll records; names sort by start time.
+BATCH = config.get("batch_id") or time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+BATCH_DIR = str(Path(LEDGER).parent / "batches" / BATCH)
+
+
+wildcard_constraints:
+    task=r"[A-Za-z0-9_-]+",
+    transformation=r"[A-Za-z0-9_-]+",
+
+
+_actionable = None
+
+
+def actionable():
+    """The ledger's actionable Tasks, read once after the claim and poll checkpoints ran."""
+    global _actionable
+    if _actionable is None:
+        _actionable = actionable_tasks(LEDGER)
+    return _actionable
+
+
+def get_final_output(wildcards):
+    """created.json for Tasks to start, pushed.json for Tasks whose outcome is known."""
+    checkpoints.claim.get()
+    checkpoints.poll.get()
+    act = actionable()
+    return [f"{RESULTS}/tasks/{t}/created.json" for t in act.create] + [
+        f"{RESULTS}/tasks/{t}/pushed.json" for t in act.push
+    ]
+
+
+def get_manifest(wildcards):
+    tf = actionable().transformation_of[wildcards.task]
+    return f"{RESULTS}/transformations/{tf}/manifest.json"
+
+
+def get_outcome(wildcards):
+    """A failed Task has no outcome file: push sends its reason from the ledger."""
+    if wildcards.task in actionable().failed:
+        return []
+    return f"{RESULTS}/tasks/{wildcards.task}/outcome.json"

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
+from fahflow.atomic import write_bytes
 from fahflow.errors import (
     CertificateError,
     ConfigError,
@@ -72,6 +73,7 @@ class Pki:
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(self.key, hashes.SHA256())
         )
+        self._client_key: rsa.RSAPrivateKey | None = None
         self.ca_path = root / "ca.pem"
         self.ca_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
@@ -111,9 +113,15 @@ class Pki:
     def client(
         self, name: str, email: str = EMAIL, *, days: float = 30, not_before: datetime | None = None
     ) -> tuple[Path, Path]:
-        """Write ``name.key`` (via fahflow.ws.certs) and ``name.pem`` issued by this CA."""
-        key_path = certs.create_key(self.root / f"{name}.key", force=True)
-        key = certs.load_key(key_path)
+        """Write ``name.key`` and ``name.pem`` issued by this CA.
+
+        All clients of one CA share one key (RSA key generation costs 0.1-0.4 s here); tests that
+        need another key make one.
+        """
+        if self._client_key is None:
+            self._client_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key = self._client_key
+        key_path = write_bytes(self.root / f"{name}.key", _pem_key(key), perms=0o600)
         cert_path = self.root / f"{name}.pem"
         cert_path.write_bytes(self.issue(key.public_key(), email, days=days, not_before=not_before))
         return cert_path, key_path

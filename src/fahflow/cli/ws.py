@@ -125,23 +125,29 @@ def project(ctx: click.Context, project: int, as_json: bool) -> None:
     Console().print(table)
 
 
-def project_data(**fields: Any) -> ProjectData:
-    """ProjectData from CLI options; a bad value is named by its option."""
+def project_data(base: ProjectData | None = None, **fields: Any) -> ProjectData:
+    """ProjectData from CLI options over ``base`` (the current settings, for an update); a bad
+    or missing value is named by its option."""
+    values = base.model_dump() if base is not None else {}
+    values.update({k: v for k, v in fields.items() if v is not None})
     try:
-        return ProjectData(**{k: v for k, v in fields.items() if v is not None})
+        return ProjectData(**values)
     except ValidationError as exc:
-        problems = [
-            f"--{str(err['loc'][0]).replace('_', '-')} {err.get('input')!r}: "
-            f"{err['msg'].removeprefix('Value error, ')}"
-            for err in exc.errors()
-        ]
+        problems = []
+        for err in exc.errors():
+            option = f"--{str(err['loc'][0]).replace('_', '-')}"
+            if err["type"] == "missing":
+                problems.append(f"{option} is required")
+            else:
+                message = err["msg"].removeprefix("Value error, ")
+                problems.append(f"{option} {err.get('input')!r}: {message}")
         raise ConfigError("bad project settings: " + "; ".join(problems)) from None
 
 
 @ws.command("create-project")
 @click.argument("project", type=click.IntRange(min=0))
-@click.option("--core-id", required=True, help="FAH core type as hex, e.g. 0x23.")
-@click.option("--contact", required=True, help="Email of the person responsible.")
+@click.option("--core-id", help="FAH core type as hex, e.g. 0x23 (required for a new project).")
+@click.option("--contact", help="Email of the person responsible (required for a new project).")
 @click.option("--runs", type=int, help="Number of RUNs.  [default: 1]")
 @click.option("--clones", type=int, help="CLONEs per RUN.  [default: 1]")
 @click.option("--gens", type=int, help="GENs per CLONE.  [default: 1]")
@@ -153,17 +159,20 @@ def project_data(**fields: Any) -> ProjectData:
 @click.option("--update", is_flag=True, help="Replace the settings of an existing project.")
 @click.pass_context
 def create_project(ctx: click.Context, project: int, update: bool, **fields: Any) -> None:
-    """Create PROJECT on the work server (or change it, with --update)."""
-    data = project_data(**fields)
+    """Create PROJECT on the work server, or change the given settings of an existing one
+    (--update; settings not given keep their values)."""
+    if not update:
+        project_data(**fields)  # a bad value is reported before any request
     with _client(ctx) as client:
-        if not update:
-            try:
-                client.get_project(project)
-            except NotFound:
-                pass
-            else:
-                raise ConfigError(f"project {project} already exists; use --update to change it")
-        client.put_project(project, data)
+        try:
+            current: ProjectData | None = client.get_project(project)
+        except NotFound:
+            current = None
+        if current is not None and not update:
+            raise ConfigError(f"project {project} already exists; use --update to change it")
+        if current is None and update:
+            raise ConfigError(f"project {project} does not exist; leave out --update to create it")
+        client.put_project(project, project_data(current, **fields))
     click.echo(f"{'updated' if update else 'created'} project {project}")
 
 

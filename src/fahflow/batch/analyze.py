@@ -12,6 +12,7 @@ from typing import Any
 
 from fahflow.batch.context import BatchContext, write_json
 from fahflow.errors import AnalysisError
+from fahflow.failpoints import failpoint
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ def analyze(ctx: BatchContext, task_id: str, collected: Path, out: Path) -> dict
         report = write_report(result, out.parent / "report")
         outcome = {"status": "ok", "report": str(report), **task_summary(result)}
         ctx.ledger.set_task_state(task_id, "analyzed", frm=("finished",))
+        failpoint("analyze.after_record")
     outcome["task_id"] = task_id
     write_json(out, outcome)
     return outcome
@@ -51,11 +53,15 @@ def task_summary(result: Any) -> dict[str, Any]:
         "n_pairs": result.n_pairs,
         "status_counts": result.status_counts,
         "works": [
-            {"key": f"{wu.key.source}/cycle{c.cycle}", "group": wu.key.group,
-             "w_F_kT": c.w_F, "w_R_kT": c.w_R}
+            {
+                "key": f"{wu.key.source}/cycle{c.cycle}",
+                "group": wu.key.group,
+                "w_F_kT": c.w_F,
+                "w_R_kT": c.w_R,
+            }
             for wu in result.work_units
             for c in wu.ok_cycles()
-        ],  # fmt: skip
+        ],
         "excluded": [
             {"key": wu.key.source, "status": str(wu.status), "reason": wu.reason}
             for wu in result.work_units

@@ -12,6 +12,7 @@ import yaml
 from fahflow import atomic
 from fahflow.batch.context import BatchContext, write_json
 from fahflow.errors import ConfigError
+from fahflow.failpoints import failpoint
 from fahflow.protocol.spec import parse_spec
 from fahflow.tasks import ClaimedTask
 
@@ -31,11 +32,13 @@ def claim(ctx: BatchContext, out: Path) -> dict[str, Any]:
     known = {t.source_key for t in ctx.ledger.tasks() if t.source == source.name}
     repaired = [source.get(key) for key in sorted(source.claimed_keys(service) - known)]
     new = source.claim(service, ctx.config.tasks.claim_max)
+    failpoint("claim.after_source_claim")
     recorded, rejected = [], []
     for task in repaired + new:
         try:
             _record(ctx, task)
             recorded.append(task.task_id)
+            failpoint("claim.after_record")
         except ConfigError as exc:
             logger.error("Task %s rejected: %s", task.key, exc)
             source.push_failure(task.key, f"invalid transformation spec: {exc}")

@@ -14,6 +14,7 @@ from typing import Any
 from fahflow import atomic
 from fahflow.batch.context import BatchContext, write_json
 from fahflow.errors import NotFound
+from fahflow.failpoints import failpoint
 
 RESULT_FILES = ("globals.csv", "science.log")
 GEN = 0  # fahflow runs gens = 1: every WU's results are GEN 0's
@@ -29,6 +30,7 @@ def collect(ctx: BatchContext, task_id: str, out: Path) -> dict[str, Any]:
             dest = dest_root / layout / name
             if not dest.exists():
                 _fetch(ctx, wu.project, wu.run, wu.clone, name, dest)
+                failpoint("collect.after_file")
             copied.append(f"{layout}/{name}")
     record = {"task_id": task_id, "files": copied}
     write_json(out, record)

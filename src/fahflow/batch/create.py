@@ -14,6 +14,7 @@ from typing import Any
 
 from fahflow.batch.context import BatchContext, write_json
 from fahflow.errors import Conflict, NotFound
+from fahflow.failpoints import failpoint
 from fahflow.ledger import WorkUnitRow
 
 logger = logging.getLogger(__name__)
@@ -25,12 +26,14 @@ def create(ctx: BatchContext, task_id: str, out: Path) -> dict[str, Any]:
     for wu in ctx.ledger.wus(task_id):
         if wu.state == "allocated":
             ctx.ledger.set_wu(wu, "create_intent", frm=("allocated",))
+            failpoint("create.after_intent")
             outcomes[wu.prcg] = _create(ctx, wu, check_first=False)
         elif wu.state == "create_intent":
             outcomes[wu.prcg] = _create(ctx, wu, check_first=True)
         else:
             outcomes[wu.prcg] = "already created"
     ctx.ledger.set_task_state(task_id, "created", frm=("staged",))
+    failpoint("create.before_record")
     record = {"task_id": task_id, "jobs": outcomes}
     write_json(out, record)
     return record
@@ -49,6 +52,7 @@ def _create(ctx: BatchContext, wu: WorkUnitRow, *, check_first: bool) -> str:
             return "found on the WS"
     try:
         ws.create_clone(wu.project, wu.run, wu.clone)
+        failpoint("create.after_call")
         outcome = "created"
     except Conflict:
         # The job exists: a create we could not confirm did reach the WS after all.

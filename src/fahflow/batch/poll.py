@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fahflow.batch.context import BatchContext, write_json
+from fahflow.failpoints import failpoint
 from fahflow.ledger import WorkUnitRow
 from fahflow.ws.models import JobData, JobState
 
@@ -38,6 +39,7 @@ def _poll_project(ctx: BatchContext, project: int) -> dict[str, int]:
     if since_text:
         since = datetime.fromisoformat(since_text) - timedelta(seconds=ctx.config.ws.poll_overlap_s)
     answer = ws.jobs_since(project, since)
+    failpoint("poll.after_jobs")
     in_flight = {(w.run, w.clone): w for w in ledger.wus_in(project, IN_FLIGHT)}
     counts = {"changed": len(answer.jobs), "finished": 0, "restarted": 0, "failed": 0}
     touched: set[str] = set()
@@ -51,6 +53,7 @@ def _poll_project(ctx: BatchContext, project: int) -> dict[str, int]:
         _handle(ctx, wu, ws.get_job(wu.project, wu.run, wu.clone), counts)
         touched.add(wu.task_id)
     ledger.set_poll_since(project, answer.ts.isoformat())
+    failpoint("poll.after_cursor")
     for task_id in sorted(touched):
         _settle_task(ctx, task_id)
     return counts
@@ -65,7 +68,9 @@ def _handle(ctx: BatchContext, wu: WorkUnitRow, job: JobData, counts: dict[str, 
         if wu.state == "restart_intent" or wu.restarts < ctx.config.batch.max_restarts:
             if wu.state == "created":
                 ledger.set_wu(wu, "restart_intent", frm=("created",), restarted=True)
+                failpoint("poll.after_restart_intent")
             ctx.ws.restart_job(wu.project, wu.run, wu.clone)
+            failpoint("poll.after_restart_call")
             ledger.set_wu(wu, "created", frm=("restart_intent",), ws_state=JobState.READY)
             logger.warning("%s FAILED on the WS: restarted (%d)", wu.prcg, wu.restarts + 1)
             counts["restarted"] += 1

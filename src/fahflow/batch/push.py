@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fahflow.batch.context import BatchContext, write_json
+from fahflow.failpoints import failpoint
 
 
 def push(ctx: BatchContext, task_id: str, outcome_path: Path | None, out: Path) -> dict[str, Any]:
@@ -26,10 +27,12 @@ def push(ctx: BatchContext, task_id: str, outcome_path: Path | None, out: Path) 
         if not ctx.source.has_outcome(task.source_key):
             if outcome["status"] == "ok":
                 ctx.source.push_result(task.source_key, outcome)
+                failpoint("push.after_source_push")
             else:
                 ctx.source.push_failure(task.source_key, outcome["reason"])
             sent = True
         ctx.ledger.mark_pushed(task_id)
+        failpoint("push.after_record")
     record = {"task_id": task_id, "status": outcome["status"], "sent_now": sent}
     write_json(out, record)
     return record

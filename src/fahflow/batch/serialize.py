@@ -7,6 +7,7 @@ from typing import Any
 
 from fahflow.batch.context import BatchContext, write_json
 from fahflow.batch.seeds import seed_for
+from fahflow.failpoints import failpoint
 
 
 def serialize(ctx: BatchContext, transformation_id: str, out: Path) -> dict[str, Any]:
@@ -20,6 +21,7 @@ def serialize(ctx: BatchContext, transformation_id: str, out: Path) -> dict[str,
 
     spec = load_spec(ctx.transformation_dir(transformation_id) / "spec.yaml")
     wu = build_work_unit(spec, out.parent, seed=seed_for(transformation_id))
+    failpoint("serialize.after_build")
     manifest = {
         "transformation_id": transformation_id,
         "name": spec.name,

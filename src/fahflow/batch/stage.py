@@ -20,6 +20,7 @@ from fahflow import atomic
 from fahflow.batch.context import BatchContext, write_json
 from fahflow.batch.seeds import seed_for
 from fahflow.errors import ConfigError, NotFound
+from fahflow.failpoints import failpoint
 from fahflow.ledger import WorkUnitRow
 from fahflow.protocol.projects import ProjectSlot, select_project
 from fahflow.ws.models import ProjectData
@@ -36,12 +37,15 @@ def stage(ctx: BatchContext, task_id: str, manifest_path: Path, out: Path) -> di
     project = _choose_project(ctx, manifest)
     _ensure_project(ctx, project)
     wus = ctx.ledger.allocate(task_id, project)
+    failpoint("stage.after_allocate")
     placed: list[str] = []
     for wu in wus:
         clone_dir = ctx.task_dir(task_id) / "clones" / f"RUN{wu.run}-CLONE{wu.clone}"
         _write_clone_files(wu_dir, clone_dir, seed_for(task_id, wu.idx), manifest)
         placed += _place(ctx, wu, wu_dir, clone_dir)
+        failpoint("stage.after_place")
     ctx.ledger.set_task_state(task_id, "staged", frm=("claimed",))
+    failpoint("stage.before_record")
     record = {
         "task_id": task_id,
         "project": project,

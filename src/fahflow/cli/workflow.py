@@ -16,6 +16,7 @@ import click
 import yaml
 
 from fahflow.batch.context import BatchContext
+from fahflow.failpoints import failpoint
 
 CONFIG = click.option(
     "--config",
@@ -36,6 +37,7 @@ def _run(config_path: Path, step: Callable[..., Any], *args: Any) -> None:
     with BatchContext.from_file(config_path) as ctx:
         record = step(ctx, *args)
     click.echo(json.dumps(record, sort_keys=True, default=str))
+    failpoint(f"{step.__name__}.done")  # between two rules
 
 
 @click.group()

@@ -1,0 +1,63 @@
+"""The workflow config: defaults, clear errors naming file/key/value, and a schema in sync."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fahflow.config import json_schema, load_config
+from fahflow.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _base() -> dict:
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def test_shipped_configs_load() -> None:
+    for path in [REPO / "config" / "config.yaml", *REPO.glob(".test/*/config.yaml")]:
+        config = load_config(path)
+        assert config.ws.url.startswith("https://")
+    assert load_config(REPO / "config" / "config.yaml").ws.create_form == "clone"
+
+
+def test_schema_file_is_generated_from_the_model() -> None:
+    shipped = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert shipped == json_schema(), "run: fahflow config-schema > workflow/schemas/..."
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["ws"].update(url="http://ws"), r"ws\.url: .*HTTPS only.*'http://ws'"),
+        (lambda c: c["ws"].update(timeout_s=[5]), r"ws\.timeout_s"),
+        (lambda c: c["ws"].update(create_form="post"), r"ws\.create_form: .*'post'"),
+        (lambda c: c["ws"].pop("data_dir"), r"ws: .*data_dir is required"),
+        (lambda c: c["projects"][0].update(timeout=30), r"projects\.0\.timeout: .*300.*30"),
+        (lambda c: c["projects"][0].update(nonbonded_method="PPPM"), r"nonbonded_method.*PPPM"),
+        (lambda c: c.update(projects=[]), r"projects: .*at least 1"),
+        (lambda c: c["tasks"].update(claim_max=-1), r"tasks\.claim_max"),
+        (lambda c: c.update(typo_key=1), r"typo_key: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_values_name_file_key_and_value(tmp_path: Path, change, message: str) -> None:
+    config = _base()
+    change(config)
+    path = _write(tmp_path, config)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.yaml")

@@ -1,0 +1,144 @@
+"""The ledger: PRCG ids are allocated once and never reused; states only move forward."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from fahflow.errors import LedgerError
+from fahflow.ledger import MAX_ID, Ledger, actionable_tasks
+
+
+def _add(ledger: Ledger, task: str, tf: str = "tf", n_wus: int = 2) -> None:
+    ledger.add_task(
+        task_id=task, source="local", source_key=task, transformation_id=tf, name=tf,
+        spec_yaml="name: x", n_wus=n_wus,
+    )  # fmt: skip
+
+
+def test_add_task_is_idempotent(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.sqlite") as ledger:
+        assert ledger.add_task(
+            task_id="t1", source="local", source_key="k1", transformation_id="tf", name="tf",
+            spec_yaml="name: x", n_wus=3,
+        )  # fmt: skip
+        assert not ledger.add_task(
+            task_id="t1", source="local", source_key="k1", transformation_id="tf", name="tf",
+            spec_yaml="name: x", n_wus=3,
+        )  # fmt: skip
+        assert [t.task_id for t in ledger.tasks()] == ["t1"]
+        assert ledger.task("t1").state == "claimed"
+
+
+def test_allocation_is_stable_and_never_reuses_ids(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.sqlite") as ledger:
+        _add(ledger, "a", n_wus=3)
+        _add(ledger, "b", n_wus=2)
+        _add(ledger, "c", tf="other", n_wus=1)
+        first = [(w.run, w.clone) for w in ledger.allocate("a", 7)]
+        assert first == [(0, 0), (0, 1), (0, 2)]
+        assert [(w.run, w.clone) for w in ledger.allocate("a", 7)] == first  # same ids again
+        # Same Transformation → same RUN, next CLONEs; another Transformation → a new RUN.
+        assert [(w.run, w.clone) for w in ledger.allocate("b", 7)] == [(0, 3), (0, 4)]
+        assert [(w.run, w.clone) for w in ledger.allocate("c", 7)] == [(1, 0)]
+
+
+def test_transformation_never_changes_project(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.sqlite") as ledger:
+        _add(ledger, "a")
+        _add(ledger, "b")
+        ledger.allocate("a", 7)
+        with pytest.raises(LedgerError, match="runs in PROJECT 7, not 8"):
+            ledger.allocate("b", 8)
+
+
+def test_full_run_continues_in_a_new_run(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    with Ledger(path) as ledger:
+        _add(ledger, "a", n_wus=1)
+        ledger.allocate("a", 7)
+    with sqlite3.connect(path) as db:  # pretend the RUN's CLONEs are all but used up
+        db.execute("UPDATE runs SET next_clone = ? WHERE project = 7 AND run = 0", (MAX_ID,))
+    with Ledger(path) as ledger:
+        _add(ledger, "b", n_wus=2)
+        assert [(w.run, w.clone) for w in ledger.allocate("b", 7)] == [(0, MAX_ID), (1, 0)]
+
+
+def test_exhausted_project_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    with Ledger(path) as ledger:
+        _add(ledger, "a", n_wus=1)
+        ledger.allocate("a", 7)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE projects SET next_run = ? WHERE project = 7", (MAX_ID + 1,))
+    with Ledger(path) as ledger:
+        _add(ledger, "b", tf="new", n_wus=1)
+        with pytest.raises(LedgerError, match=r"PROJECT 7 has used all 65536 RUNs"):
+            ledger.allocate("b", 7)
+        assert ledger.wus("b") == []  # nothing half-allocated
+
+
+def _allocate_many(path: str, prefix: str) -> None:
+    with Ledger(path) as ledger:
+        for i in range(20):
+            _add(ledger, f"{prefix}{i}", tf="shared", n_wus=3)
+            ledger.allocate(f"{prefix}{i}", 7)
+
+
+def test_concurrent_allocation_gives_distinct_ids(tmp_path: Path) -> None:
+    path = str(tmp_path / "l.sqlite")
+    Ledger(path).close()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_allocate_many, args=(path, p)) for p in "xy"]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+        assert proc.exitcode == 0
+    with sqlite3.connect(path) as db:
+        ids = db.execute("SELECT project, run, clone FROM wus").fetchall()
+    assert len(ids) == 120
+    assert len(set(ids)) == 120
+    assert sorted(c for _, _, c in ids) == list(range(120))
+
+
+def test_wu_transitions_are_guarded(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.sqlite") as ledger:
+        _add(ledger, "a", n_wus=1)
+        (wu,) = ledger.allocate("a", 7)
+        assert ledger.set_wu(wu, "create_intent", frm=("allocated",))
+        assert not ledger.set_wu(wu, "create_intent", frm=("allocated",))  # already moved
+        assert ledger.set_wu(wu, "created", frm=("create_intent",))
+        assert ledger.projects_in_flight() == [7]
+        assert ledger.set_wu(wu, "restart_intent", frm=("created",), restarted=True)
+        assert ledger.task("a").restarts == 1
+        with pytest.raises(LedgerError, match="unknown WU state"):
+            ledger.set_wu(wu, "bogus", frm=("created",))
+
+
+def test_actionable_tasks_leaves_out_work_in_flight_and_pushed(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    assert actionable_tasks(path).create == []  # no ledger yet: nothing to do, nothing created
+    assert not path.exists()
+    with Ledger(path) as ledger:
+        for name in ("new", "flying", "done", "broken", "pushed"):
+            _add(ledger, name)
+        ledger.set_task_state("flying", "created")
+        ledger.set_task_state("done", "finished")
+        ledger.set_task_state("broken", "failed", reason="WU failed")
+        ledger.set_task_state("pushed", "analyzed")
+        ledger.mark_pushed("pushed")
+    act = actionable_tasks(path)
+    assert act.create == ["new"]
+    assert sorted(act.push) == ["broken", "done"]
+    assert act.failed == frozenset({"broken"})
+    with Ledger(path) as ledger:
+        assert ledger.task("broken").reason == "WU failed"
+
+
+def test_unknown_task_is_an_error(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.sqlite") as ledger, pytest.raises(LedgerError, match="no Task 'x'"):
+        ledger.task("x")

@@ -19,7 +19,7 @@ from fahflow.protocol.projects import NONBONDED_METHODS, effort, propose_project
     type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="Seeds preparation and integrator noise; give each WU of a Task its own.",
+    help="Seeds the preparation (starting state); same seed, same bytes.",
 )
 def build_wu(spec_path: Path, out_dir: Path, seed: int) -> None:
     """Build one NEQ-cycling work unit from SPEC.yaml into OUT/.

@@ -22,6 +22,7 @@ from __future__ import annotations
 import bz2
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,8 +103,6 @@ _QUANTITY = r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*?\s*([A-Za-zÅ
 
 def _quantity(field: str, value: Any) -> Any:
     """Turn ``"2.0 nanometer"`` into an openmm Quantity; leave other values alone."""
-    import re
-
     if not isinstance(value, str):
         return value
     match = re.match(_QUANTITY, value)

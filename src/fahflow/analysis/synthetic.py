@@ -49,6 +49,7 @@ def globals_csv_text(
     line_ending: str = "\n",
 ) -> str:
     """A globals.csv for one WU running ``len(works_kT)`` cycles with these (W_f, W_r) in kT."""
+    works_kT = [(float(w_F), float(w_R)) for w_F, w_R in works_kT]  # repr of np.float64 differs
     kT = kT_kJ_per_mol(temperature_K)
     per_cycle = 2 * (n_steps_eq + n_steps_neq)
     eq, neq = n_steps_eq, n_steps_neq

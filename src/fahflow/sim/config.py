@@ -66,7 +66,7 @@ class SimConfig(_Strict):
     )
     platform: str = "CPU"
     threads: int | None = Field(None, ge=1, description="CPU threads per volunteer")
-    assign_wait_s: float = Field(1.0, gt=0, description="long-poll of an idle volunteer")
+    assign_wait_s: float = Field(5.0, gt=0, description="long-poll of an idle volunteer")
 
     @classmethod
     def load(cls, path: str | Path) -> SimConfig:

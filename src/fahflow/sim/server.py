@@ -206,14 +206,16 @@ class SimHandler(BaseHTTPRequestHandler):
         except Exception as exc:
             logger.exception("simulator bug on %s %s", method, self.path)
             response = _error(500, exc)
-        self.server.log(
-            "api",
-            method=method,
-            path=self.path,
-            status=response.status if fault not in ("drop", "drop_after") else fault,
-            peer=peer,
-            ms=round((time.perf_counter() - started) * 1000, 1),
-        )
+        idle_poll = response.status == 204 and url.path == "/sim/assign"
+        if not idle_poll:  # an idle volunteer polls all day: not an API call worth a line
+            self.server.log(
+                "api",
+                method=method,
+                path=self.path,
+                status=response.status if fault not in ("drop", "drop_after") else fault,
+                peer=peer,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
         if fault in ("drop", "drop_after"):
             self._drop()
             return

@@ -100,15 +100,24 @@ class Store:
         clock_scale: float = 1.0,
         log: Callable[..., None] = lambda event, **f: None,
         server_name: str = "127.0.0.1",
+        readonly: bool = False,
     ) -> None:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.log = log
         self.server_name = server_name
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.readonly = readonly
+        if readonly:  # `fahflow sim status` beside a running simulator: never write
+            if not path.is_file():
+                raise NotFound(f"{path}: no simulator state here")
+            uri = f"{path.absolute().as_uri()}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        else:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+        if not readonly:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(SCHEMA)
         lead = self._meta("clock_lead_s")
         self.clock = SimClock(clock_scale, float(lead) if lead else 0.0)
         self._last_us = 0
@@ -149,7 +158,8 @@ class Store:
 
     def close(self) -> None:
         with self.lock:
-            self.save_clock()
+            if not self.readonly:
+                self.save_clock()
             self._db.close()
 
     # -- projects ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
+from urllib3.exceptions import InsecureRequestWarning
 
 from fahflow.atomic import write_bytes
 from fahflow.errors import (
@@ -721,3 +722,11 @@ def test_expired_certificate_is_refused_by_the_simulator(sim, make_identity):
         certs.check_pair(ident.cert_path, ident.key_path)
     with pytest.raises(CertificateError), sim_ws(ident, retries=0) as ws:
         ws.list_projects()
+
+
+def test_switching_verification_off_is_never_silent(server, operator, caplog):
+    with caplog.at_level("WARNING", logger="fahflow.ws.client"):
+        ws = WorkServerClient(server.url, cert=operator, verify=False)
+    assert "verification is OFF" in caplog.text
+    with pytest.warns(InsecureRequestWarning):
+        assert ws.list_project_files(1) == []

@@ -44,6 +44,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from fahflow.atomic import atomic_open
 from fahflow.errors import (
@@ -152,13 +153,9 @@ def _excerpt(response: requests.Response) -> str:
     return text[:_BODY_EXCERPT] + ("…" if len(text) > _BODY_EXCERPT else "")
 
 
-def _ssl_failure(exc: BaseException) -> bool:
-    """True when a low-level error is a TLS failure (bad, missing or foreign certificate, or an
-    untrusted server). Such a failure does not heal by itself, so it is never retried.
-
-    Under TLS 1.3 the server's refusal of a client certificate may arrive after the handshake, as
-    an alert that urllib3 wraps in other errors; walk the chain of causes to find it.
-    """
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and everything it wraps: requests and urllib3 nest the real error two or three
+    levels deep (``ConnectionError(MaxRetryError(reason=NewConnectionError(...)))``)."""
     seen: set[int] = set()
     stack: list[Any] = [exc]
     while stack:
@@ -166,20 +163,26 @@ def _ssl_failure(exc: BaseException) -> bool:
         if not isinstance(current, BaseException) or id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, ssl.SSLError | requests.exceptions.SSLError):
-            return True
+        yield current
         stack += [current.__cause__, current.__context__, getattr(current, "reason", None)]
         stack += list(current.args[:1])
-    return False
+
+
+def _ssl_failure(exc: BaseException) -> bool:
+    """True when a low-level error is a TLS failure (bad, missing or foreign certificate, or an
+    untrusted server). Such a failure does not heal by itself, so it is never retried.
+
+    Under TLS 1.3 the server's refusal of a client certificate may arrive after the handshake, as
+    an alert that urllib3 wraps in other errors; hence the walk through the causes.
+    """
+    return any(isinstance(e, ssl.SSLError | requests.exceptions.SSLError) for e in _causes(exc))
 
 
 def _never_sent(exc: BaseException) -> bool:
     """A connect timeout or refused connection: the request never reached the server, so even a
     non-idempotent call may be repeated safely."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    text = str(exc)
-    return "NewConnectionError" in text or "Connection refused" in text
+    never = (requests.exceptions.ConnectTimeout, NewConnectionError, ConnectTimeoutError)
+    return any(isinstance(e, never) for e in _causes(exc))
 
 
 class _Client:
@@ -442,7 +445,8 @@ def _json_of(response: requests.Response) -> Any:
 
 
 def _ignore(response: requests.Response) -> None:
-    response.close()
+    """Read (and drop) the answer, so that the connection goes back to the pool for reuse."""
+    _ = response.content
 
 
 def _validate(model: Any, data: Any, where: str) -> Any:

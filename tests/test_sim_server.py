@@ -201,23 +201,26 @@ def _raw_get(identity, path: str) -> int:
         conn.close()
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/api/projects/1/files/../../ca/ca.key",
-        "/api/projects/1/files/%2e%2e/%2e%2e/ca/ca.key",
-        "/api/projects/1/files/..%2f..%2fca%2fca.key",
-        "/api/projects/1/files/%2fetc%2fpasswd",
-        "/api/projects/1/files/RUN0/./x",
-        "/api/projects/1/runs/0/clones/0/gens/0/files/../../../../../ca/ca.key",
-        "/api/projects/1/runs/0/clones/0/files/%2e%2e%2f%2e%2e%2f%2e%2e%2fsim.sqlite",
-    ],
-)
-def test_path_traversal_refused(http, sim: Simulator, operator_identity, path: str) -> None:
+TRAVERSALS = [
+    "/api/projects/1/files/../../ca/ca.key",
+    "/api/projects/1/files/%2e%2e/%2e%2e/ca/ca.key",
+    "/api/projects/1/files/..%2f..%2fca%2fca.key",
+    "/api/projects/1/files/%2fetc%2fpasswd",
+    "/api/projects/1/files/RUN0/./x",
+    "/api/projects/1/runs/0/clones/0/gens/0/files/../../../../../ca/ca.key",
+    "/api/projects/1/runs/0/clones/0/files/%2e%2e%2f%2e%2e%2f%2e%2e%2fsim.sqlite",
+]
+
+
+def test_path_traversal_refused(http, sim: Simulator, operator_identity) -> None:
     make_project(http)
     upload_run(http)
     call(http, "PUT", "/api/projects/1/runs/0/clones/0/create")
-    assert _raw_get(operator_identity, path) == 400
+    assert {path: _raw_get(operator_identity, path) for path in TRAVERSALS} == dict.fromkeys(
+        TRAVERSALS, 400
+    )
+    put = call(http, "PUT", "/api/projects/1/files/RUN0/%2e%2e/%2e%2e/%2e%2e/x", data=b"x")
+    assert put.status_code == 400 and not (sim.root / "x").exists()
 
 
 def test_symlink_escape_refused(http, sim: Simulator, operator_identity) -> None:

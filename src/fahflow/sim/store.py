@@ -64,7 +64,11 @@ CREATE TABLE IF NOT EXISTS as_projects (
 );
 """
 
-JOB_COLUMNS = "project, run, clone, gen, state, last_us, retries, assigns, progress, deadline"
+JOB_COLUMNS = (
+    "project, run, clone, gen, state, last_us, retries, assigns, progress, deadline, "
+    "(SELECT json_extract(data, '$.core_id') FROM projects WHERE id=jobs.project) AS core_id"
+)
+"""Job fields plus the project's core (one query for a whole ``jobs?since=`` answer)."""
 
 
 @dataclass(frozen=True)
@@ -202,10 +206,9 @@ class Store:
         ).fetchone()
 
     def _job(self, row: sqlite3.Row) -> JobData:
-        project = self.get_project(row["project"]) if row["project"] is not None else None
         return JobData(
             server=self.server_name,
-            core=project.core_id if project else None,
+            core=row["core_id"],
             project=row["project"],
             run=row["run"],
             clone=row["clone"],

@@ -76,6 +76,10 @@ def test_water_hydration_free_energy_through_the_simulator(
         f"build {built - started:.0f} s, run {ran - built:.0f} s, "
         f"total {time.monotonic() - started:.0f} s"
     )
-    assert analysis.n_pairs == spec.wus_per_task * spec.cycles_per_wu
+    # every WU came back whole; at most two genuine heavy-tail pairs may be set aside as outliers
+    assert analysis.status_counts.get("ok", 0) + analysis.status_counts.get("outlier", 0) == len(
+        clones
+    ), analysis.status_counts
+    assert analysis.n_pairs >= spec.wus_per_task * spec.cycles_per_wu - 2
     assert sigma < 0.8
     assert abs(dg_hyd - TIP3P_HYDRATION_KCAL_PER_MOL) < 1.0

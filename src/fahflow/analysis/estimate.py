@@ -174,12 +174,15 @@ def _bar_g(
     w_F: NDArray[np.float64],
     w_R: NDArray[np.float64],
     weights: NDArray[np.float64],
-    M: NDArray[np.float64],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """BAR's equation ``g(x) = log sum c f_F - log sum c f_R`` and ``dg/dx`` (> 0) per row."""
+    """BAR's equation ``g(x) = log sum c f_F - log sum c f_R`` and ``dg/dx`` (> 0) per row.
+
+    ``f_F = 1 / (1 + exp(w_F + M - x))``, ``f_R = 1 / (1 + exp(w_R - M + x))`` as in pymbar, with
+    ``M = ln(N_F / N_R) = 0``: every resampled pair brings one forward and one reverse work.
+    """
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        f_F = 1.0 / (1.0 + np.exp(w_F[None, :] + (M - x)[:, None]))
-        f_R = 1.0 / (1.0 + np.exp(w_R[None, :] - (M - x)[:, None]))
+        f_F = 1.0 / (1.0 + np.exp(w_F[None, :] - x[:, None]))
+        f_R = 1.0 / (1.0 + np.exp(w_R[None, :] + x[:, None]))
         s_F = np.einsum("bn,bn->b", weights, f_F)
         s_R = np.einsum("bn,bn->b", weights, f_R)
         d_F = np.einsum("bn,bn->b", weights, f_F * (1.0 - f_F))
@@ -201,8 +204,8 @@ def solve_bar_weighted(
 
     Safeguarded Newton: ``g`` increases monotonically from -inf to +inf, so a bracket known to
     hold the root is kept and a Newton step that leaves it (or is not finite) is replaced by
-    bisection. The bracket ``M -+ t + min/max(w_F, -w_R)`` with ``t = |M| + 1`` provably
-    contains the root (each sigmoid term is then bounded by ``sigma(-+t)``).
+    bisection. The bracket ``min(w_F, -w_R) - 1 .. max(w_F, -w_R) + 1`` provably contains the
+    root: below it every ``f_F < sigma(-1) < f_R``, so ``g < 0``, and above it ``g > 0``.
 
     Parameters
     ----------
@@ -223,17 +226,13 @@ def solve_bar_weighted(
     NotConvergedError
         A row did not converge to ``tolerance_kT`` within ``max_iterations``.
     """
-    n_F = weights.sum(axis=1)
-    M = np.zeros_like(n_F)  # paired resampling: as many forward as reverse works in every row
-    t = np.abs(M) + 1.0
-    low_works = min(w_F.min(), -w_R.max())
-    high_works = max(w_F.max(), -w_R.min())
-    lo = M - t + low_works
-    hi = M + t + high_works
-    x = np.clip(np.full_like(n_F, x0), lo, hi)
+    n_rows = weights.shape[0]
+    lo = np.full(n_rows, min(w_F.min(), -w_R.max()) - 1.0)
+    hi = np.full(n_rows, max(w_F.max(), -w_R.min()) + 1.0)
+    x = np.clip(np.full(n_rows, x0), lo, hi)
     done = np.zeros(x.shape, dtype=bool)
     for _ in range(max_iterations):
-        g, dg = _bar_g(x, w_F, w_R, weights, M)
+        g, dg = _bar_g(x, w_F, w_R, weights)
         lo = np.where(g < 0, x, lo)
         hi = np.where(g > 0, x, hi)
         with np.errstate(divide="ignore", invalid="ignore"):

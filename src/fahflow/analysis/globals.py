@@ -222,7 +222,8 @@ def _read_rows(text: str) -> _Rows | str:
     indices: tuple[int, ...] = ()
     lambda_index: int | None = None
     duplicates = malformed = unparsable = 0
-    n_lines = len(lines)
+    last_number = max((n for n, line in enumerate(lines, start=1) if line.strip()), default=0)
+    last_kept = False
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -241,8 +242,7 @@ def _read_rows(text: str) -> _Rows | str:
         if not header_width:
             return f"line {number} comes before any 'Step,...' header line"
         if len(fields) != header_width:
-            last = number == n_lines
-            if last and len(fields) < header_width:
+            if number == last_number and len(fields) < header_width:
                 rows.notes.append(
                     f"truncated last line {number} dropped ({len(fields)} of {header_width} fields)"
                 )
@@ -264,6 +264,7 @@ def _read_rows(text: str) -> _Rows | str:
         if step in rows.values:
             duplicates += 1
         rows.values[step] = tuple(values)
+        last_kept = number == last_number
     if not header_width:
         return "no 'Step,...' header line"
     if duplicates:
@@ -272,8 +273,8 @@ def _read_rows(text: str) -> _Rows | str:
         rows.notes.append(f"{malformed} malformed line(s) dropped")
     if unparsable:
         rows.notes.append(f"{unparsable} unparsable number(s) read as NaN")
-    if not ends_with_newline and lines:
-        rows.notes.append("file does not end with a newline (last row kept: all fields present)")
+    if not ends_with_newline and last_kept:
+        rows.notes.append("no newline after the last row (kept: all its fields are present)")
     return rows
 
 
@@ -404,7 +405,7 @@ def parse_globals(
     schedule, status, reason = _schedule(rows, expected_schedule)
     wu.schedule = schedule
     kTs = {v[0] for v in rows.values.values()}
-    kT = next(iter(kTs))
+    kT = rows.values[min(rows.values)][0]  # the first row's: the file's own temperature
     wu.kT_kJ_per_mol = kT if math.isfinite(kT) else None
     if status is not WorkUnitStatus.OK or schedule is None:
         wu.status, wu.reason = status, reason

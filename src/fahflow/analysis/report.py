@@ -82,10 +82,17 @@ class AnalysisResult(BaseModel):
 
     def paired_works(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """``(w_F, w_R, group)`` of the pairs that entered the estimate, in report order."""
-        pairs = [(c.w_F, c.w_R, wu.key.group) for wu in self.work_units for c in wu.ok_cycles()]
-        w_F = np.array([p[0] for p in pairs], dtype=np.float64)
-        w_R = np.array([p[1] for p in pairs], dtype=np.float64)
-        return w_F, w_R, [p[2] for p in pairs]
+        return paired_works(self.work_units)
+
+
+def paired_works(
+    work_units: Sequence[WorkUnitWorks],
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(w_F, w_R, group)`` (kT, kT, bootstrap group) of the ``ok`` cycles of ``work_units``."""
+    cycles = [(c, wu.key.group) for wu in work_units for c in wu.ok_cycles()]
+    w_F = np.array([c.w_F for c, _ in cycles], dtype=np.float64)
+    w_R = np.array([c.w_R for c, _ in cycles], dtype=np.float64)
+    return w_F, w_R, [group for _, group in cycles]
 
 
 def package_versions() -> dict[str, str]:
@@ -199,16 +206,16 @@ def analyze_paths(
     file_temperature_K = _file_temperature(usable, temperature_K, warnings)
     for message in warnings:
         logger.warning("%s", message)
-    pairs = [(c.w_F, c.w_R, wu.key.group) for wu in usable for c in wu.ok_cycles()]
+    w_F, w_R, groups = paired_works(usable)
     target_sigma_kT = None
     if target_sigma_kcal_per_mol is not None:
         kT_kcal = kT_kJ_per_mol(file_temperature_K) * KCAL_PER_KJ
         target_sigma_kT = target_sigma_kcal_per_mol / kT_kcal
     estimate = bar_estimate(
-        [p[0] for p in pairs],
-        [p[1] for p in pairs],
+        w_F,
+        w_R,
         temperature_K=file_temperature_K,
-        groups=[p[2] for p in pairs],
+        groups=groups,
         n_bootstrap=n_bootstrap,
         seed=seed,
         confidence=confidence,
@@ -230,7 +237,7 @@ def analyze_paths(
         versions=package_versions(),
         temperature_K=file_temperature_K,
         n_work_units=len(work_units),
-        n_pairs=len(pairs),
+        n_pairs=w_F.size,
         status_counts=status_counts,
         estimate=estimate,
         warnings=warnings + estimate.diagnostics.warnings,

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from fahflow.sim import SimConfig, Simulator
+from fahflow.sim import FaultConfig, SimConfig, Simulator
 from fahflow.ws.models import FileData, JobData, JobResults, JobState, ProjectData
 
 PROJECT = {"core_id": "0x23", "contact": "operator@example.org", "runs": 4, "clones": 10}
@@ -272,3 +272,39 @@ def _events(sim: Simulator) -> list[dict]:
         events = [json.loads(line) for line in sim.log.path.read_text().splitlines()]
         if events or time.monotonic() > deadline:
             return events
+
+
+def test_drop_after_processing_still_changes_state(make_sim, make_identity) -> None:
+    """The nastiest network fault: the WS did the work, the answer was lost."""
+    sim = make_sim(config=SimConfig(faults=FaultConfig(drop_after_rate=1.0)))
+    identity = make_identity(sim)
+    session = requests.Session()
+    session.trust_env = False
+    session.cert, session.verify, session.base = identity.cert, str(sim.ca_path), sim.url
+    with pytest.raises(requests.exceptions.ConnectionError):
+        make_project(session)
+    for name in RUN_FILES:
+        with pytest.raises(requests.exceptions.ConnectionError):
+            call(session, "PUT", f"/api/projects/1/files/RUN0/{name}", data=b"x")
+    with pytest.raises(requests.exceptions.ConnectionError):
+        call(session, "PUT", "/api/projects/1/runs/0/clones/0/create")
+    assert sim.store.get_job(1, 0, 0).state is JobState.READY
+    assert sim.create_count(1, 0, 0) == 1
+
+
+def test_timeouts_run_on_the_scaled_clock(make_sim, make_identity) -> None:
+    sim = make_sim(config=SimConfig(clock_scale=1000))  # a 300 s timeout lasts 0.3 s
+    identity = make_identity(sim)
+    session = requests.Session()
+    session.trust_env = False
+    session.cert, session.verify, session.base = identity.cert, str(sim.ca_path), sim.url
+    make_project(session, timeout=300)
+    upload_run(session)
+    call(session, "PUT", "/api/projects/1/runs/0/clones/0/create")
+    assignment = sim.store.assign("test-volunteer")  # what /sim/assign does for a volunteer
+    assert assignment is not None and sim.store.busy_volunteers() == {
+        "test-volunteer": "P1 R0 C0 G0"
+    }
+    job = sim.wait_for_job(1, 0, 0, {"READY"}, timeout=10)
+    assert (job.assigns, job.retries) == (1, 0)
+    assert sim.store.busy_volunteers() == {}

@@ -481,6 +481,10 @@ class WorkServerClient(_Client):
         drawn between ``backoff_s·2ⁿ/2`` and ``backoff_s·2ⁿ`` seconds.
     create_form:
         How :meth:`create_clone` asks for a CLONE; see :data:`CreateForm`.
+    max_backoff_s:
+        Cap of one wait, and of a server's Retry-After.
+
+    One client per thread: a ``requests.Session`` is not safe to share between threads.
     """
 
     _what = "work server"
@@ -495,9 +499,16 @@ class WorkServerClient(_Client):
         retries: int = 5,
         backoff_s: float = 0.5,
         create_form: CreateForm = "clone",
+        max_backoff_s: float = MAX_BACKOFF_S,
     ) -> None:
         super().__init__(
-            url, cert=cert, verify=verify, timeout=timeout, retries=retries, backoff_s=backoff_s
+            url,
+            cert=cert,
+            verify=verify,
+            timeout=timeout,
+            retries=retries,
+            backoff_s=backoff_s,
+            max_backoff_s=max_backoff_s,
         )
         if create_form not in CREATE_FORMS:
             raise ConfigError(f"create_form must be one of {CREATE_FORMS}, got {create_form!r}")

@@ -25,7 +25,7 @@ import numpy as np
 
 from fahflow.analysis.estimate import bar_estimate, bootstrap_bar
 from fahflow.analysis.globals import find_globals, parse_globals
-from fahflow.analysis.outliers import mark_outliers
+from fahflow.analysis.outliers import DEFAULT_THRESHOLD, mark_outliers
 from fahflow.analysis.report import analyze_paths, write_report
 from fahflow.analysis.synthetic import crooks_gaussian_works, globals_csv_text
 
@@ -74,7 +74,7 @@ def main() -> None:
         print("-- phases")
         found = timed("find globals.csv", lambda: find_globals([root]))
         wus = timed("parse", lambda: [parse_globals(p, key=k) for p, k in found])
-        timed("outliers", lambda: mark_outliers(wus, 10.0))
+        timed("outliers", lambda: mark_outliers(wus, DEFAULT_THRESHOLD))
         pairs = [(c.w_F, c.w_R, wu.key.group) for wu in wus for c in wu.ok_cycles()]
         w_F = np.array([p[0] for p in pairs])
         w_R = np.array([p[1] for p in pairs])

@@ -2,9 +2,10 @@
 
 A blown-up simulation or a corrupted row gives works hundreds of kT from the rest; such a pair
 would dominate BAR. Each work is scored by its robust z (median and MAD, Iglewicz & Hoaglin 1993)
-within its direction, a pair by the larger of its two scores. The default threshold (10) is far
-beyond the Gaussian tail of any realistic sample (|z| > 5.5 has odds 1e-8 per pair), so it catches
-broken pairs without trimming genuine tails, which BAR needs.
+within its direction, a pair by the larger of its two scores. Genuine NEQ work distributions have
+heavy tails, which BAR needs, and a MAD from a few pairs is itself noisy: a threshold of 10 set
+aside genuine pairs of a 16-pair water run. The default, :data:`DEFAULT_THRESHOLD` = 20, and the
+minimum of :data:`MIN_PAIRS_FOR_OUTLIERS` pairs keep the check to gross corruption.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from numpy.typing import ArrayLike, NDArray
 
 from fahflow.analysis.globals import WorkUnitStatus, WorkUnitWorks
 
-MIN_PAIRS_FOR_OUTLIERS = 5
+DEFAULT_THRESHOLD = 20.0
+"""Robust z above which a pair is an outlier, by default."""
+
+MIN_PAIRS_FOR_OUTLIERS = 10
 """Fewer ok pairs than this: too few for a median and MAD to mean anything; nothing is marked."""
 
 _MAD_TO_SIGMA = 0.6745  # Phi^-1(3/4): the MAD of a unit Gaussian

@@ -31,7 +31,7 @@ from fahflow.analysis.globals import (
     find_globals,
     parse_globals,
 )
-from fahflow.analysis.outliers import mark_outliers
+from fahflow.analysis.outliers import DEFAULT_THRESHOLD, mark_outliers
 from fahflow.analysis.units import KCAL_PER_KJ, kT_kJ_per_mol, temperature_K_from_kT
 from fahflow.atomic import write_text
 from fahflow.errors import InsufficientWorkError
@@ -137,7 +137,7 @@ def analyze_paths(
     seed: int | None = 0,
     *,
     confidence: float = 0.95,
-    outlier_z: float | None = 10.0,
+    outlier_z: float | None = DEFAULT_THRESHOLD,
     cycles_per_wu: int | None = None,
     expected_schedule: Schedule | None = None,
     target_sigma_kcal_per_mol: float | None = 0.1,
@@ -158,7 +158,7 @@ def analyze_paths(
         Bootstrap seed, recorded in the result.
     confidence : float, default 0.95
         Level of the bootstrap interval.
-    outlier_z : float or None, default 10
+    outlier_z : float or None, default 20
         Robust-z threshold above which a pair is an ``outlier`` (None: no check).
     cycles_per_wu : int, optional
         Cycles each WU was asked for (detects files cut at a cycle boundary).

@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from fahflow.analysis.outliers import DEFAULT_THRESHOLD
 from fahflow.analysis.report import AnalysisResult, analyze_paths, sigma_text, write_report
 
 
@@ -62,7 +63,7 @@ def _table(result: AnalysisResult) -> Table:
 @click.option(
     "--outlier-z",
     type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
+    default=DEFAULT_THRESHOLD,
     show_default=True,
     help="Robust z above which a work pair is an outlier.",
 )

@@ -7,6 +7,7 @@ logged as one line (traceback with ``-v``), anything else is a bug and exits 2.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
@@ -19,7 +20,39 @@ from fahflow.errors import FahflowError
 logger = logging.getLogger("fahflow")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Command name → "module:attribute". Loaded on first use, so that `fahflow batch claim` (run by a
+# Snakemake rule, many times a batch) does not pay for importing OpenMM, matplotlib or the
+# simulator. tests/test_cli.py checks this table against each module's COMMANDS list.
+LAZY_COMMANDS = {
+    "ws": "fahflow.cli.ws:ws",
+    "cert": "fahflow.cli.cert:cert",
+    "sim": "fahflow.cli.sim:sim",
+    "build-wu": "fahflow.cli.protocol:build_wu",
+    "propose-projects": "fahflow.cli.protocol:propose_projects",
+    "analyze": "fahflow.cli.analysis:analyze",
+    "submit": "fahflow.cli.workflow:submit",
+    "status": "fahflow.cli.workflow:status",
+    "results": "fahflow.cli.workflow:results",
+    "batch": "fahflow.cli.workflow:batch",
+    "config-schema": "fahflow.cli.workflow:config_schema",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands are imported only when run (or listed by --help)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(LAZY_COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fahflow")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.pass_context
@@ -29,18 +62,6 @@ def cli(ctx: click.Context, verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose
-
-
-def _register() -> None:
-    # Imported here so that each command module can import `cli` without a cycle.
-    from fahflow.cli import analysis, cert, protocol, sim, workflow, ws
-
-    for module in (ws, cert, sim, protocol, analysis, workflow):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except FahflowError as exc:
-        logger.critical("%s", exc, exc_info=verbose)
+        if verbose:
+            logger.critical("traceback of the error below", exc_info=True)
         click.echo(f"fahflow: error: {exc}", err=True)
         return status.ERROR
     except KeyboardInterrupt:

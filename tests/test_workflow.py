@@ -1,0 +1,192 @@
+"""End to end: the real `snakemake --profile fah` against the simulator, with real OpenMM WUs.
+
+Each test builds a campaign in a temporary working directory (config, ledger, queue, results),
+with a simulator on loopback whose volunteers run the bundled harmonic example (exact ΔF known).
+Batches are run as an operator would; between batches the tests await job state changes in the
+simulator rather than sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fahflow.ledger import Ledger
+from fahflow.protocol.spec import example_path
+from fahflow.sim import SimConfig, Simulator
+from fahflow.tasks import LocalQueue
+from fahflow.ws.client import WorkServerClient
+
+REPO = Path(__file__).resolve().parents[1]
+SEND = [
+    "$home/RUN$run/core.xml",
+    "$home/RUN$run/system.xml.bz2",
+    "$home/RUN$run/CLONE$clone/state.xml.bz2",
+    "$home/RUN$run/CLONE$clone/integrator.xml.bz2",
+]
+HARMONIC = example_path("harmonic")
+EXACT_KT = 4 * 1.5 * __import__("math").log(4.0)  # 4 oscillators, K 100 → 400
+
+
+@dataclass
+class Campaign:
+    sim: Simulator
+    wd: Path
+    config_path: Path
+    identity: object
+
+    def batch(self, *args: str, failpoint: str | None = None) -> subprocess.CompletedProcess:
+        """One `snakemake --profile fah` batch in the campaign's directory."""
+        env = dict(os.environ)
+        env.pop("FAHFLOW_FAILPOINT", None)
+        if failpoint:
+            env["FAHFLOW_FAILPOINT"] = failpoint
+        return subprocess.run(
+            ["snakemake", "-s", str(REPO / "Snakefile"), "--profile", str(REPO / "fah"), *args],
+            cwd=self.wd, env=env, capture_output=True, text=True, timeout=600,
+            start_new_session=True,  # its own process group: a failpoint kills only the batch
+        )  # fmt: skip
+
+    def cron(self) -> subprocess.CompletedProcess:
+        """A batch the way cron runs it: lock, unlock stale Snakemake locks, timestamped log."""
+        return subprocess.run(
+            [str(REPO / "scripts" / "fah-cron")], cwd=self.wd, capture_output=True, text=True,
+            timeout=600, env={**os.environ, "FAHFLOW_REPO": str(REPO)},
+        )  # fmt: skip
+
+    def fahflow(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "fahflow", *args, "--config", str(self.config_path)],
+            cwd=self.wd, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    def submit(self, n_tasks: int = 1, spec: Path = HARMONIC) -> list[str]:
+        result = self.fahflow("submit", str(spec), "--tasks", str(n_tasks))
+        assert result.returncode == 0, result.stderr
+        return [line.strip() for line in result.stdout.splitlines()[1:]]
+
+    def ledger(self) -> Ledger:
+        return Ledger(self.wd / "run" / "ledger.sqlite")
+
+    def queue_rows(self) -> list[sqlite3.Row]:
+        queue = LocalQueue(self.wd / "run" / "queue.sqlite")
+        try:
+            return queue.rows()
+        finally:
+            queue.close()
+
+    def await_jobs(self) -> None:
+        """Until every WU in flight is FINISHED or FAILED on the simulated WS."""
+        with self.ledger() as ledger:
+            wus = [w for t in ledger.tasks() for w in ledger.wus(t.task_id)]
+        for wu in wus:
+            if wu.state in ("created", "restart_intent"):
+                self.sim.wait_for_job(wu.project, wu.run, wu.clone, ("FINISHED", "FAILED"), 180)
+
+    def run_to_completion(self, max_batches: int = 6) -> None:
+        for _ in range(max_batches):
+            if all(r["status"] in ("complete", "error") for r in self.queue_rows()):
+                return
+            self.batch("--unlock")
+            result = self.batch()
+            assert result.returncode == 0, result.stderr[-3000:]
+            self.await_jobs()
+        pytest.fail(f"not done after {max_batches} batches: {self.fahflow('status').stdout}")
+
+    def ws_jobs(self) -> set[tuple[int, int, int]]:
+        ident = self.identity
+        with WorkServerClient(ident.url, cert=ident.cert, verify=str(ident.ca_path)) as ws:
+            return {
+                (j.project, j.run, j.clone)
+                for p in ws.list_projects()
+                for j in ws.jobs_since(p, None).jobs
+            }
+
+    def check_invariants(self) -> None:
+        """Each Task has exactly its CLONEs, created once on the WS; each outcome pushed once."""
+        with self.ledger() as ledger:
+            tasks = ledger.tasks()
+            ledger_jobs = set()
+            for task in tasks:
+                wus = ledger.wus(task.task_id)
+                assert len(wus) == task.n_wus, task
+                ledger_jobs |= {(w.project, w.run, w.clone) for w in wus}
+        assert self.ws_jobs() == ledger_jobs
+        for p, r, c in ledger_jobs:
+            assert self.sim.create_count(p, r, c) == 1, (p, r, c)
+        for row in self.queue_rows():
+            if row["status"] in ("complete", "error"):
+                assert row["pushes"] == 1, dict(row)
+
+
+@pytest.fixture
+def make_campaign(
+    tmp_path: Path, make_sim: Callable[..., Simulator], make_identity: Callable
+) -> Iterator[Callable[..., Campaign]]:
+    def factory(sim_config: SimConfig | None = None, volunteers: int = 2, **overrides) -> Campaign:
+        config = sim_config or SimConfig(send=SEND)
+        sim = make_sim(volunteers=volunteers, config=config)
+        identity = make_identity(sim)
+        wd = tmp_path / "campaign"
+        (wd / "config").mkdir(parents=True)
+        data = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+        data["ws"].update(
+            url=sim.url, cert=str(identity.cert_path), key=str(identity.key_path),
+            ca=str(identity.ca_path), data_dir=str(sim.root), send=SEND, retries=8,
+        )  # fmt: skip
+        data["analysis"]["bootstrap"] = 200
+        for section, values in overrides.items():
+            data[section].update(values)
+        config_path = wd / "config" / "config.yaml"
+        config_path.write_text(yaml.safe_dump(data))
+        return Campaign(sim, wd, config_path, identity)
+
+    yield factory
+
+
+def test_tasks_go_from_queue_to_pushed_free_energy(make_campaign) -> None:
+    campaign = make_campaign()
+    keys = campaign.submit(2)
+    first = campaign.batch()
+    assert first.returncode == 0, first.stderr[-3000:]
+    with campaign.ledger() as ledger:
+        assert {t.state for t in ledger.tasks()} == {"created"}
+    campaign.await_jobs()
+    second = campaign.batch()
+    assert second.returncode == 0, second.stderr[-3000:]
+    rows = {r["key"]: r for r in campaign.queue_rows()}
+    assert set(rows) == set(keys)
+    for row in rows.values():
+        assert row["status"] == "complete", dict(row)
+        result = json.loads(row["result_json"])
+        assert len(result["works"]) == 4  # 2 WUs × 2 cycles
+        # Exact answer within 4σ (σ from 4 pairs is rough: allow 1 kT more).
+        assert abs(result["Delta_f_kT"] - EXACT_KT) < 4 * result["dDelta_f_kT"] + 1.0
+    campaign.check_invariants()
+    results = campaign.fahflow("results", "--format", "json")
+    assert results.returncode == 0, results.stderr
+    (pooled,) = json.loads(results.stdout)
+    assert pooled["tasks_done"] == 2 and pooled["n_cycles"] == 8
+
+
+def test_a_batch_with_nothing_new_does_nothing(make_campaign) -> None:
+    campaign = make_campaign()
+    campaign.submit(1)
+    campaign.run_to_completion()
+    before = {p: p.stat().st_mtime_ns for p in (campaign.wd / "results").rglob("*")}
+    idle = campaign.batch()
+    assert idle.returncode == 0, idle.stderr[-3000:]
+    for rule in ("serialize", "stage", "create", "collect", "analyze", "push"):
+        assert f"rule {rule}:" not in idle.stderr
+    after = {p: p.stat().st_mtime_ns for p in (campaign.wd / "results").rglob("*")}
+    assert after == before
+    campaign.check_invariants()

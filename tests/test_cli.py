@@ -1,4 +1,4 @@
-"""The `fahflow` entry point: every command reachable, lazily loaded, errors mapped to exit codes."""
+"""The `fahflow` entry point: every command reachable, lazily loaded, errors as exit codes."""
 
 from __future__ import annotations
 

@@ -121,6 +121,9 @@ class Store:
         self._db.row_factory = sqlite3.Row
         if not readonly:
             self._db.execute("PRAGMA journal_mode=WAL")
+            # Survives a killed process (what a rehearsal needs); a power cut may lose the last
+            # commits. FULL would fsync every API call (~5 ms each).
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
         lead = self._meta("clock_lead_s")
         self.clock = SimClock(clock_scale, float(lead) if lead else 0.0)

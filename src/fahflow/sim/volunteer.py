@@ -10,6 +10,7 @@ the assignment, so a rehearsal is reproducible however the processes are schedul
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import json
 import logging
@@ -17,6 +18,7 @@ import os
 import shutil
 import sys
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -122,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s {args.name} %(levelname)s %(message)s"
     )
+    # Import OpenMM while the first poll is in flight, so the first WU starts without that wait.
+    threading.Thread(
+        target=importlib.import_module, args=("fahflow.sim.core",), daemon=True
+    ).start()
     try:
         Volunteer(args).run_forever()
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client as httpclient
+import json
 import ssl
 import time
 from datetime import UTC, datetime
@@ -245,8 +246,7 @@ def test_client_without_valid_certificate_refused(
     foreign.stop()
     ok = requests.get(url, cert=operator_identity.cert, verify=str(sim.ca_path), timeout=10)
     assert ok.status_code == 200
-    refused = [e for e in _events(sim) if e["event"] == "tls.refused"]
-    assert len(refused) >= 3
+    assert len(_events(sim, "tls.refused", at_least=3)) >= 3
 
 
 def test_volunteer_endpoints_need_the_volunteer_certificate(http, sim: Simulator) -> None:
@@ -256,7 +256,7 @@ def test_volunteer_endpoints_need_the_volunteer_certificate(http, sim: Simulator
 def test_every_call_is_logged(http, sim: Simulator) -> None:
     make_project(http)
     call(http, "GET", "/api/projects/1")
-    api = [e for e in _events(sim) if e["event"] == "api"]
+    api = _events(sim, "api", at_least=2)
     assert [(e["method"], e["path"], e["status"]) for e in api[-2:]] == [
         ("PUT", "/api/projects/1", 200),
         ("GET", "/api/projects/1", 200),
@@ -264,14 +264,16 @@ def test_every_call_is_logged(http, sim: Simulator) -> None:
     assert api[-1]["peer"] == "operator@example.org"
 
 
-def _events(sim: Simulator) -> list[dict]:
-    import json
-
-    deadline = time.monotonic() + 5
-    while True:  # the log line is written right after the answer; give it a moment
-        events = [json.loads(line) for line in sim.log.path.read_text().splitlines()]
-        if events or time.monotonic() > deadline:
+def _events(sim: Simulator, kind: str, at_least: int = 1) -> list[dict]:
+    """Log events of ``kind``, waiting (up to 10 s) until ``at_least`` were written: a refused
+    handshake is logged by the server thread just after the client already saw the alert."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines = sim.log.path.read_text().splitlines()
+        events = [e for e in map(json.loads, lines) if e["event"] == kind]
+        if len(events) >= at_least or time.monotonic() > deadline:
             return events
+        time.sleep(0.02)
 
 
 def test_drop_after_processing_still_changes_state(make_sim, make_identity) -> None:

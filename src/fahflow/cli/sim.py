@@ -53,14 +53,19 @@ def sim() -> None:
     type=_FILE,
     help="Simulator config (YAML or config.xml-like); default ROOT/sim.yaml if present.",
 )
-def serve(root: Path, port: int, volunteers: int, config_path: Path | None) -> None:
+@click.option("--platform", help="OpenMM platform of the volunteers (CPU, CUDA, OpenCL).")
+def serve(
+    root: Path, port: int, volunteers: int, config_path: Path | None, platform: str | None
+) -> None:
     """Run the simulator until interrupted (Ctrl-C or SIGTERM).
 
     Prints the URL and the CA to trust; writes them to ROOT/server.json.
     """
     from fahflow.sim import SimConfig, Simulator
 
-    config = SimConfig.load(config_path) if config_path else None
+    config = SimConfig.load(config_path) if config_path else SimConfig.from_root(root)
+    if platform:
+        config = config.model_copy(update={"platform": platform})
     done = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -175,6 +175,7 @@ class SimHandler(BaseHTTPRequestHandler):
                 self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
+            self.close_connection = True  # the unread body would be taken for the next request
             raise ConfigError(f"body of {length} bytes is over the limit of {MAX_BODY}")
         return self.rfile.read(length) if length else b""
 

@@ -14,10 +14,15 @@ Other engineers' tests use these; names and behaviour stay stable.
 ``operator_identity``
     An RSA key and a certificate for ``operator@example.org`` issued by ``sim``'s CA, written
     0600 to a temporary directory. Attributes: ``cert_path``, ``key_path``, ``ca_path``, ``url``,
-    ``email``, and ``cert`` (the ``(cert_path, key_path)`` pair requests takes as ``cert=``).
+    ``email``, ``cert`` (the ``(cert_path, key_path)`` pair requests takes as ``cert=``) and
+    ``session()`` (a ``requests.Session`` set up with them; ``trust_env`` is off because the
+    ``REQUESTS_CA_BUNDLE`` set on these machines would silently replace ``session.verify``).
 ``make_identity``
     Factory ``make_identity(sim, email="operator@example.org", days=30) -> Identity`` for another
     operator or an already expired certificate (``days=-1``).
+``make_csr``
+    Factory ``make_csr(email) -> KeyAndCsr`` (``.key``, ``.key_pem``, ``.csr_pem``): a fresh
+    RSA key and a CSR with CN = ``email``.
 ``tiny_wu``
     A directory holding a tiny real WU (``core.xml`` + ``system``/``state``/``integrator``
     ``.xml.bz2``; 125 atoms, 1000 steps, globals every 100 steps), fresh per test.
@@ -31,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -57,23 +63,48 @@ class Identity:
     def cert(self) -> tuple[str, str]:
         return (str(self.cert_path), str(self.key_path))
 
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        session.trust_env = False  # else REQUESTS_CA_BUNDLE silently overrides session.verify
+        session.cert, session.verify = self.cert, str(self.ca_path)
+        return session
 
-def _make_identity(sim: Simulator, directory: Path, email: str, days: float) -> Identity:
+
+@dataclass(frozen=True)
+class KeyAndCsr:
+    key: rsa.RSAPrivateKey
+    csr_pem: bytes
+
+    @property
+    def key_pem(self) -> bytes:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+
+
+def new_key_and_csr(email: str) -> KeyAndCsr:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     csr = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, email)]))
         .sign(key, hashes.SHA256())
     )
-    pem = sim.issue_certificate(csr.public_bytes(serialization.Encoding.PEM), days=days)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-    key_path = write_bytes(directory / f"{email}.key", key_pem, perms=0o600)
+    return KeyAndCsr(key, csr.public_bytes(serialization.Encoding.PEM))
+
+
+def _make_identity(sim: Simulator, directory: Path, email: str, days: float) -> Identity:
+    pair = new_key_and_csr(email)
+    pem = sim.issue_certificate(pair.csr_pem, days=days)
+    key_path = write_bytes(directory / f"{email}.key", pair.key_pem, perms=0o600)
     cert_path = write_bytes(directory / f"{email}.pem", pem)
     return Identity(email, cert_path, key_path, sim.ca_path, sim.url)
+
+
+@pytest.fixture
+def make_csr() -> Callable[[str], KeyAndCsr]:
+    return new_key_and_csr
 
 
 @pytest.fixture

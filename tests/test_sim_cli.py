@@ -14,9 +14,6 @@ import pytest
 import requests
 from click.testing import CliRunner
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from fahflow.cli import cli
 from fahflow.errors import ConfigError
@@ -25,20 +22,10 @@ from fahflow.sim import DEFAULT_SEND, FaultConfig, SimConfig, Simulator
 FAHFLOW = [sys.executable, "-c", "import sys; from fahflow.cli import main; sys.exit(main())"]
 
 
-def _csr_file(path: Path, email: str = "me@example.org") -> Path:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, email)]))
-        .sign(key, hashes.SHA256())
-    )
-    path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
-    return path
-
-
-def test_issue_cert_and_status(sim: Simulator, operator_identity, tmp_path: Path) -> None:
+def test_issue_cert_and_status(sim: Simulator, operator_identity, make_csr, tmp_path: Path) -> None:
     runner = CliRunner()
-    csr = _csr_file(tmp_path / "me.csr")
+    csr = tmp_path / "me.csr"
+    csr.write_bytes(make_csr("me@example.org").csr_pem)
     out = tmp_path / "me.pem"
     args = ["sim", "issue-cert", "--root", str(sim.root), "--csr", str(csr), "--out", str(out)]
     result = runner.invoke(cli, [*args, "--days", "2"])
@@ -46,9 +33,7 @@ def test_issue_cert_and_status(sim: Simulator, operator_identity, tmp_path: Path
     cert = x509.load_pem_x509_certificate(out.read_bytes())
     assert cert.subject.rfc4514_string() == "CN=me@example.org"
     assert 1.9 < (cert.not_valid_after_utc - cert.not_valid_before_utc).days + 0.1 < 2.2
-    session = requests.Session()
-    session.trust_env = False
-    session.cert, session.verify = operator_identity.cert, str(sim.ca_path)
+    session = operator_identity.session()
     project = {"core_id": "0x23", "contact": "me@example.org", "runs": 1, "clones": 2}
     assert session.put(f"{sim.url}/api/projects/3", json=project, timeout=10).ok
     for name in ("core.xml", "system.xml.bz2", "state.xml.bz2", "integrator.xml.bz2"):
@@ -101,7 +86,7 @@ def test_serve_runs_until_sigterm(tmp_path: Path) -> None:
             os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
     assert not (root / "server.json").exists()
-    assert "sim.stop" in (root / "sim-log.jsonl").read_text()
+    assert "sim.stop" in (root / "sim-log.jsonl").read_text()  # a clean shutdown
 
 
 def test_config_yaml_and_xml(tmp_path: Path) -> None:
@@ -140,34 +125,16 @@ def test_bad_config_names_file_and_field(tmp_path: Path, text: str, message: str
     assert "sim.yaml" in str(info.value)
 
 
-def test_certificate_expiry_fault(make_sim, make_identity) -> None:
+def test_certificate_expiry_fault(make_sim, make_identity, make_csr) -> None:
     """The AS renews with an already expired certificate: the next call is refused."""
     sim = make_sim(config=SimConfig(faults=FaultConfig(cert_lifetime_s=-60)))
     identity = make_identity(sim)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identity.email)]))
-        .sign(key, hashes.SHA256())
-        .public_bytes(serialization.Encoding.PEM)
-    )
-    answer = requests.post(
-        f"{sim.url}/api/auth/csr",
-        json={"csr": csr.decode()},
-        cert=identity.cert,
-        verify=str(sim.ca_path),
-        timeout=10,
+    renewal = make_csr(identity.email)
+    answer = identity.session().post(
+        f"{sim.url}/api/auth/csr", json={"csr": renewal.csr_pem.decode()}, timeout=10
     )
     assert answer.status_code == 200, answer.text
     identity.cert_path.write_bytes(answer.content)
-    identity.key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
+    identity.key_path.write_bytes(renewal.key_pem)
     with pytest.raises(requests.exceptions.SSLError):
-        requests.get(
-            f"{sim.url}/api/projects", cert=identity.cert, verify=str(sim.ca_path), timeout=10
-        )
+        identity.session().get(f"{sim.url}/api/projects", timeout=10)

@@ -157,12 +157,5 @@ def test_http_faults_are_survived_by_the_client(make_sim, make_identity) -> None
         ws.put_project(P, PROJECT)
         for _ in range(20):
             assert ws.get_project(P) == PROJECT
-    statuses = [e["status"] for e in _api_events(sim)]
+    statuses = [e["status"] for e in sim.log.read("api")]
     assert 503 in statuses and "drop" in statuses
-
-
-def _api_events(sim: Simulator) -> list[dict]:
-    import json
-
-    lines = sim.log.path.read_text().splitlines()
-    return [e for e in map(json.loads, lines) if e["event"] == "api"]

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import http.client as httpclient
-import json
 import ssl
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import requests
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from fahflow.sim import FaultConfig, SimConfig, Simulator
 from fahflow.ws.models import FileData, JobData, JobResults, JobState, ProjectData
@@ -23,95 +20,100 @@ PROJECT = {"core_id": "0x23", "contact": "operator@example.org", "runs": 4, "clo
 RUN_FILES = ("core.xml", "system.xml.bz2", "state.xml.bz2", "integrator.xml.bz2")
 
 
+@dataclass
+class Caller:
+    """``caller("GET", "/api/projects")``: one operator's requests against one simulator."""
+
+    session: requests.Session
+    url: str
+
+    def __call__(self, method: str, path: str, **kw) -> requests.Response:
+        return self.session.request(method, f"{self.url}{path}", timeout=10, **kw)
+
+
+def caller_for(identity, sim: Simulator) -> Caller:
+    return Caller(identity.session(), sim.url)
+
+
 @pytest.fixture
-def http(operator_identity) -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # else REQUESTS_CA_BUNDLE silently overrides session.verify
-    session.cert = operator_identity.cert
-    session.verify = str(operator_identity.ca_path)
-    session.base = operator_identity.url  # type: ignore[attr-defined]
-    yield session
-    session.close()
-
-
-def call(http: requests.Session, method: str, path: str, **kw) -> requests.Response:
-    return http.request(method, f"{http.base}{path}", timeout=10, **kw)  # type: ignore[attr-defined]
+def http(operator_identity, sim: Simulator) -> Caller:
+    caller = caller_for(operator_identity, sim)
+    yield caller
+    caller.session.close()
 
 
 def make_project(http, project: int = 1, **fields) -> None:
-    answer = call(http, "PUT", f"/api/projects/{project}", json={**PROJECT, **fields})
+    answer = http("PUT", f"/api/projects/{project}", json={**PROJECT, **fields})
     assert answer.status_code == 200, answer.text
 
 
 def upload_run(http, project: int = 1, run: int = 0) -> None:
     for name in RUN_FILES:
-        answer = call(http, "PUT", f"/api/projects/{project}/files/RUN{run}/{name}", data=b"x")
+        answer = http("PUT", f"/api/projects/{project}/files/RUN{run}/{name}", data=b"x")
         assert answer.status_code == 200, answer.text
 
 
 def test_projects_round_trip(http, sim: Simulator) -> None:
-    assert call(http, "GET", "/api/projects").json() == []
+    assert http("GET", "/api/projects").json() == []
     make_project(http, 7, timeout=600)
-    got = ProjectData.model_validate(call(http, "GET", "/api/projects/7").json())
+    got = ProjectData.model_validate(http("GET", "/api/projects/7").json())
     assert got.core_id == 0x23 and got.timeout == 600 and got.runs == 4
-    assert call(http, "GET", "/api/projects").json() == [7]
-    assert call(http, "GET", "/api/projects/8").status_code == 404
-    bad = call(http, "PUT", "/api/projects/9", json={**PROJECT, "timeout": 30})
+    assert http("GET", "/api/projects").json() == [7]
+    assert http("GET", "/api/projects/8").status_code == 404
+    bad = http("PUT", "/api/projects/9", json={**PROJECT, "timeout": 30})
     assert bad.status_code == 400 and "timeout" in bad.json()["error"]
-    assert call(http, "DELETE", "/api/projects/7").status_code == 200
-    assert call(http, "GET", "/api/projects/7").status_code == 404
+    assert http("DELETE", "/api/projects/7").status_code == 200
+    assert http("GET", "/api/projects/7").status_code == 404
 
 
 def test_project_files_round_trip(http, sim: Simulator) -> None:
     make_project(http)
     payload = bytes(range(256)) * 100
-    assert call(http, "PUT", "/api/projects/1/files/RUN0/CLONE3/core.xml", data=payload).ok
+    assert http("PUT", "/api/projects/1/files/RUN0/CLONE3/core.xml", data=payload).ok
     assert (sim.project_home(1) / "RUN0" / "CLONE3" / "core.xml").read_bytes() == payload
-    assert call(http, "GET", "/api/projects/1/files/RUN0/CLONE3/core.xml").content == payload
-    listing = [
-        FileData.model_validate(f) for f in call(http, "GET", "/api/projects/1/files").json()
-    ]
+    assert http("GET", "/api/projects/1/files/RUN0/CLONE3/core.xml").content == payload
+    listing = [FileData.model_validate(f) for f in http("GET", "/api/projects/1/files").json()]
     assert [(f.path, f.size) for f in listing] == [("RUN0/CLONE3/core.xml", len(payload))]
     assert abs((listing[0].modified - datetime.now(UTC)).total_seconds()) < 60
-    assert call(http, "DELETE", "/api/projects/1/files/RUN0/CLONE3/core.xml").ok
-    assert call(http, "GET", "/api/projects/1/files/RUN0/CLONE3/core.xml").status_code == 404
-    assert call(http, "PUT", "/api/projects/2/files/x", data=b"x").status_code == 404
+    assert http("DELETE", "/api/projects/1/files/RUN0/CLONE3/core.xml").ok
+    assert http("GET", "/api/projects/1/files/RUN0/CLONE3/core.xml").status_code == 404
+    assert http("PUT", "/api/projects/2/files/x", data=b"x").status_code == 404
 
 
 def test_create_forms_and_never_twice(http, sim: Simulator) -> None:
     make_project(http)
     upload_run(http)
-    job = JobData.model_validate(call(http, "PUT", "/api/projects/1/runs/0/clones/3/create").json())
+    job = JobData.model_validate(http("PUT", "/api/projects/1/runs/0/clones/3/create").json())
     assert (job.project, job.run, job.clone, job.state) == (1, 0, 3, JobState.READY)
-    again = call(http, "PUT", "/api/projects/1/runs/0/clones/3/create")
+    again = http("PUT", "/api/projects/1/runs/0/clones/3/create")
     assert again.status_code == 409
     assert sim.create_count(1, 0, 3) == 2
     # RUN-level form: clones 2..4, the existing CLONE 3 is left untouched.
-    jobs = call(http, "PUT", "/api/projects/1/runs/0/create", json={"clones": 3, "offset": 2})
+    jobs = http("PUT", "/api/projects/1/runs/0/create", json={"clones": 3, "offset": 2})
     assert jobs.status_code == 200, jobs.text
     assert [j["clone"] for j in jobs.json()] == [2, 3, 4]
     assert [sim.create_count(1, 0, c) for c in (2, 3, 4)] == [1, 3, 1]
     # The previous implementation's shape {"clones": c + 1}: offset 0, creates 0 and 1 only.
-    assert call(http, "PUT", "/api/projects/1/runs/0/create", json={"clones": 5}).ok
+    assert http("PUT", "/api/projects/1/runs/0/create", json={"clones": 5}).ok
     assert [sim.create_count(1, 0, c) for c in range(5)] == [1, 1, 2, 4, 2]
 
 
 def test_create_refuses_bad_ids(http, sim: Simulator) -> None:
     make_project(http)
     upload_run(http)
-    answer = call(http, "PUT", "/api/projects/1/runs/0/clones/10/create")
+    answer = http("PUT", "/api/projects/1/runs/0/clones/10/create")
     assert answer.status_code == 400 and "clones=10" in answer.json()["error"]
-    answer = call(http, "PUT", "/api/projects/1/runs/70000/clones/0/create")
+    answer = http("PUT", "/api/projects/1/runs/70000/clones/0/create")
     assert answer.status_code == 400 and "0..65535" in answer.json()["error"]
-    answer = call(http, "PUT", "/api/projects/1/runs/0/create", json={"clones": "two"})
+    answer = http("PUT", "/api/projects/1/runs/0/create", json={"clones": "two"})
     assert answer.status_code == 400 and "'clones'" in answer.json()["error"]
-    assert call(http, "PUT", "/api/projects/5/runs/0/clones/0/create").status_code == 404
+    assert http("PUT", "/api/projects/5/runs/0/clones/0/create").status_code == 404
 
 
 def test_create_with_missing_send_files_fails_the_job(http, sim: Simulator) -> None:
     make_project(http)
-    call(http, "PUT", "/api/projects/1/files/RUN0/core.xml", data=b"x")
-    job = call(http, "PUT", "/api/projects/1/runs/0/clones/0/create").json()
+    http("PUT", "/api/projects/1/files/RUN0/core.xml", data=b"x")
+    job = http("PUT", "/api/projects/1/runs/0/clones/0/create").json()
     assert job["state"] == "FAILED"
     assert "system.xml.bz2" in sim.job_reason(1, 0, 0)
 
@@ -119,14 +121,11 @@ def test_create_with_missing_send_files_fails_the_job(http, sim: Simulator) -> N
 def test_send_list_naming_clone_files(make_sim, make_identity, tmp_path: Path) -> None:
     config = SimConfig(send=["$home/RUN$run/CLONE$clone/core.xml"])
     sim = make_sim(config=config, root=tmp_path / "clone-send")
-    identity = make_identity(sim)
-    session = requests.Session()
-    session.trust_env = False
-    session.cert, session.verify, session.base = identity.cert, str(sim.ca_path), sim.url
-    make_project(session)
-    assert call(session, "PUT", "/api/projects/1/files/RUN0/CLONE1/core.xml", data=b"x").ok
-    missing = call(session, "PUT", "/api/projects/1/runs/0/clones/0/create").json()
-    present = call(session, "PUT", "/api/projects/1/runs/0/clones/1/create").json()
+    caller = caller_for(make_identity(sim), sim)
+    make_project(caller)
+    assert caller("PUT", "/api/projects/1/files/RUN0/CLONE1/core.xml", data=b"x").ok
+    missing = caller("PUT", "/api/projects/1/runs/0/clones/0/create").json()
+    present = caller("PUT", "/api/projects/1/runs/0/clones/1/create").json()
     assert (missing["state"], present["state"]) == ("FAILED", "READY")
     assert "CLONE0/core.xml" in sim.job_reason(1, 0, 0)
 
@@ -134,60 +133,50 @@ def test_send_list_naming_clone_files(make_sim, make_identity, tmp_path: Path) -
 def test_job_actions_and_jobs_since(http, sim: Simulator) -> None:
     make_project(http)
     upload_run(http)
-    before = JobResults.model_validate(call(http, "GET", "/api/projects/1/jobs").json())
+    before = JobResults.model_validate(http("GET", "/api/projects/1/jobs").json())
     assert before.jobs == []
     for clone in (0, 1):
-        assert call(http, "PUT", f"/api/projects/1/runs/0/clones/{clone}/create").ok
+        assert http("PUT", f"/api/projects/1/runs/0/clones/{clone}/create").ok
     first = JobResults.model_validate(
-        call(http, "GET", "/api/projects/1/jobs", params={"since": before.ts.isoformat()}).json()
+        http("GET", "/api/projects/1/jobs", params={"since": before.ts.isoformat()}).json()
     )
     assert sorted(j.clone for j in first.jobs) == [0, 1]
-    assert call(http, "PUT", "/api/projects/1/runs/0/clones/1/stop").json()["state"] == "STOPPED"
-    since = call(http, "GET", "/api/projects/1/jobs", params={"since": first.ts.isoformat()})
+    assert http("PUT", "/api/projects/1/runs/0/clones/1/stop").json()["state"] == "STOPPED"
+    since = http("GET", "/api/projects/1/jobs", params={"since": first.ts.isoformat()})
     changed = JobResults.model_validate(since.json())
     assert [(j.clone, j.state) for j in changed.jobs] == [(1, JobState.STOPPED)]
-    assert call(http, "PUT", "/api/projects/1/runs/0/clones/1/restart").json()["state"] == "READY"
-    assert call(http, "PUT", "/api/projects/1/runs/0/clones/1/fail").json()["state"] == "FAILED"
-    assert call(http, "PUT", "/api/projects/1/runs/0/clones/1/reset").json()["state"] == "READY"
-    assert call(http, "PUT", "/api/projects/1/runs/0/clones/9/stop").status_code == 404
-    bad = call(http, "GET", "/api/projects/1/jobs", params={"since": "yesterday"})
+    assert http("PUT", "/api/projects/1/runs/0/clones/1/restart").json()["state"] == "READY"
+    assert http("PUT", "/api/projects/1/runs/0/clones/1/fail").json()["state"] == "FAILED"
+    assert http("PUT", "/api/projects/1/runs/0/clones/1/reset").json()["state"] == "READY"
+    assert http("PUT", "/api/projects/1/runs/0/clones/9/stop").status_code == 404
+    bad = http("GET", "/api/projects/1/jobs", params={"since": "yesterday"})
     assert bad.status_code == 400 and "yesterday" in bad.json()["error"]
 
 
 def test_as_endpoints(http, sim: Simulator) -> None:
-    assert call(http, "GET", "/api/ws/127.0.0.1").status_code == 404
-    put = call(http, "PUT", "/api/ws/127.0.0.1", json={"weight": 2.5, "constraints": "x"})
+    assert http("GET", "/api/ws/127.0.0.1").status_code == 404
+    put = http("PUT", "/api/ws/127.0.0.1", json={"weight": 2.5, "constraints": "x"})
     assert put.ok, put.text
-    assert call(http, "GET", "/api/ws/127.0.0.1").json()["weight"] == 2.5
-    put = call(http, "PUT", "/api/ws/127.0.0.1/projects/1", json={"weight": 0.5})
+    assert http("GET", "/api/ws/127.0.0.1").json()["weight"] == 2.5
+    put = http("PUT", "/api/ws/127.0.0.1/projects/1", json={"weight": 0.5})
     assert put.ok, put.text
-    got = call(http, "GET", "/api/ws/127.0.0.1/projects/1").json()
+    got = http("GET", "/api/ws/127.0.0.1/projects/1").json()
     assert got["weight"] == 0.5 and got["ws"] == "127.0.0.1"
-    assert call(http, "PUT", "/api/ws/127.0.0.1", json={"weight": -1}).status_code == 400
+    assert http("PUT", "/api/ws/127.0.0.1", json={"weight": -1}).status_code == 400
 
 
-def _csr(email: str) -> tuple[rsa.RSAPrivateKey, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, email)]))
-        .sign(key, hashes.SHA256())
-    )
-    return key, csr.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def test_csr_renewal_signs_the_submitted_key(http, sim: Simulator, operator_identity) -> None:
-    key, csr = _csr(operator_identity.email)
-    answer = call(http, "POST", "/api/auth/csr", json={"csr": csr})
+def test_csr_renewal_signs_the_submitted_key(http, operator_identity, make_csr) -> None:
+    mine = make_csr(operator_identity.email)
+    answer = http("POST", "/api/auth/csr", json={"csr": mine.csr_pem.decode()})
     assert answer.status_code == 200, answer.text
     cert = x509.load_pem_x509_certificate(answer.content)
-    assert cert.public_key().public_numbers() == key.public_key().public_numbers()
+    assert cert.public_key().public_numbers() == mine.key.public_key().public_numbers()
     assert cert.subject.rfc4514_string() == f"CN={operator_identity.email}"
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     assert 29 < lifetime.total_seconds() / 86400 < 31
-    _, other = _csr("someone-else@example.org")
-    assert call(http, "POST", "/api/auth/csr", json={"csr": other}).status_code == 403
-    assert call(http, "POST", "/api/auth/csr", json={"csr": "junk"}).status_code == 400
+    other = make_csr("someone-else@example.org").csr_pem.decode()
+    assert http("POST", "/api/auth/csr", json={"csr": other}).status_code == 403
+    assert http("POST", "/api/auth/csr", json={"csr": "junk"}).status_code == 400
 
 
 def _raw_get(identity, path: str) -> int:
@@ -216,11 +205,11 @@ TRAVERSALS = [
 def test_path_traversal_refused(http, sim: Simulator, operator_identity) -> None:
     make_project(http)
     upload_run(http)
-    call(http, "PUT", "/api/projects/1/runs/0/clones/0/create")
+    http("PUT", "/api/projects/1/runs/0/clones/0/create")
     assert {path: _raw_get(operator_identity, path) for path in TRAVERSALS} == dict.fromkeys(
         TRAVERSALS, 400
     )
-    put = call(http, "PUT", "/api/projects/1/files/RUN0/%2e%2e/%2e%2e/%2e%2e/x", data=b"x")
+    put = http("PUT", "/api/projects/1/files/RUN0/%2e%2e/%2e%2e/%2e%2e/x", data=b"x")
     assert put.status_code == 400 and not (sim.root / "x").exists()
 
 
@@ -250,12 +239,12 @@ def test_client_without_valid_certificate_refused(
 
 
 def test_volunteer_endpoints_need_the_volunteer_certificate(http, sim: Simulator) -> None:
-    assert call(http, "POST", "/sim/assign", json={}).status_code == 403
+    assert http("POST", "/sim/assign", json={}).status_code == 403
 
 
 def test_every_call_is_logged(http, sim: Simulator) -> None:
     make_project(http)
-    call(http, "GET", "/api/projects/1")
+    http("GET", "/api/projects/1")
     api = _events(sim, "api", at_least=2)
     assert [(e["method"], e["path"], e["status"]) for e in api[-2:]] == [
         ("PUT", "/api/projects/1", 200),
@@ -269,8 +258,7 @@ def _events(sim: Simulator, kind: str, at_least: int = 1) -> list[dict]:
     handshake is logged by the server thread just after the client already saw the alert."""
     deadline = time.monotonic() + 10
     while True:
-        lines = sim.log.path.read_text().splitlines()
-        events = [e for e in map(json.loads, lines) if e["event"] == kind]
+        events = sim.log.read(kind)
         if len(events) >= at_least or time.monotonic() > deadline:
             return events
         time.sleep(0.02)
@@ -279,34 +267,27 @@ def _events(sim: Simulator, kind: str, at_least: int = 1) -> list[dict]:
 def test_drop_after_processing_still_changes_state(make_sim, make_identity) -> None:
     """The nastiest network fault: the WS did the work, the answer was lost."""
     sim = make_sim(config=SimConfig(faults=FaultConfig(drop_after_rate=1.0)))
-    identity = make_identity(sim)
-    session = requests.Session()
-    session.trust_env = False
-    session.cert, session.verify, session.base = identity.cert, str(sim.ca_path), sim.url
+    caller = caller_for(make_identity(sim), sim)
     with pytest.raises(requests.exceptions.ConnectionError):
-        make_project(session)
+        make_project(caller)
     for name in RUN_FILES:
         with pytest.raises(requests.exceptions.ConnectionError):
-            call(session, "PUT", f"/api/projects/1/files/RUN0/{name}", data=b"x")
+            caller("PUT", f"/api/projects/1/files/RUN0/{name}", data=b"x")
     with pytest.raises(requests.exceptions.ConnectionError):
-        call(session, "PUT", "/api/projects/1/runs/0/clones/0/create")
+        caller("PUT", "/api/projects/1/runs/0/clones/0/create")
     assert sim.store.get_job(1, 0, 0).state is JobState.READY
     assert sim.create_count(1, 0, 0) == 1
 
 
 def test_timeouts_run_on_the_scaled_clock(make_sim, make_identity) -> None:
     sim = make_sim(config=SimConfig(clock_scale=1000))  # a 300 s timeout lasts 0.3 s
-    identity = make_identity(sim)
-    session = requests.Session()
-    session.trust_env = False
-    session.cert, session.verify, session.base = identity.cert, str(sim.ca_path), sim.url
-    make_project(session, timeout=300)
-    upload_run(session)
-    call(session, "PUT", "/api/projects/1/runs/0/clones/0/create")
+    caller = caller_for(make_identity(sim), sim)
+    make_project(caller, timeout=300)
+    upload_run(caller)
+    caller("PUT", "/api/projects/1/runs/0/clones/0/create")
     assignment = sim.store.assign("test-volunteer")  # what /sim/assign does for a volunteer
-    assert assignment is not None and sim.store.busy_volunteers() == {
-        "test-volunteer": "P1 R0 C0 G0"
-    }
+    assert assignment is not None
+    assert sim.status()["busy"] == {"test-volunteer": "P1 R0 C0 G0"}
     job = sim.wait_for_job(1, 0, 0, {"READY"}, timeout=10)
     assert (job.assigns, job.retries) == (1, 0)
-    assert sim.store.busy_volunteers() == {}
+    assert sim.status()["busy"] == {}

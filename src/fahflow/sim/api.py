@@ -18,7 +18,7 @@ import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from string import Template
 
@@ -379,8 +379,6 @@ def renew_certificate(api: Api, req: Request) -> Response:
     cn = common_name(csr.subject)
     if cn != req.peer_cn:
         raise Forbidden(f"CSR is for {cn!r} but the caller is {req.peer_cn!r}", status=403)
-    from datetime import timedelta
-
     lifetime = api.config.faults.cert_lifetime_s or DEFAULT_CERT_LIFETIME_S
     pem = api.ca.issue(csr_pem.encode(), timedelta(seconds=lifetime))
     api.store.log("as.csr.signed", cn=cn, lifetime_s=lifetime)

@@ -33,6 +33,12 @@ class EventLog:
                 self._handle.flush()
         logger.debug("%s", line)
 
+    def read(self, event: str | None = None) -> list[dict[str, Any]]:
+        """The records written so far, optionally only those of one ``event`` kind."""
+        with self.path.open(encoding="utf-8") as handle:
+            records = [json.loads(line) for line in handle if line.strip()]
+        return [r for r in records if event is None or r["event"] == event]
+
     def close(self) -> None:
         with self._lock:
             self._handle.close()

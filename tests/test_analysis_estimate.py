@@ -151,3 +151,16 @@ def test_bad_inputs_raise_clear_errors() -> None:
         bar_estimate([1.0, 2.0], [1.0, 2.0], temperature_K=300, n_bootstrap=-1)
     with pytest.raises(ConfigError, match="3 labels for 2"):
         bootstrap_bar([1.0, 2.0], [1.0, 2.0], groups=["a", "b", "c"])
+
+
+def test_docstring_examples_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    import doctest
+    from pathlib import Path
+
+    import fahflow.analysis.estimate
+    import fahflow.analysis.globals
+
+    monkeypatch.chdir(Path(__file__).parent.parent)  # the examples name tests/data/...
+    for module in (fahflow.analysis.estimate, fahflow.analysis.globals):
+        failed, attempted = doctest.testmod(module)
+        assert attempted > 0 and failed == 0, module.__name__

@@ -415,7 +415,7 @@ def bar_estimate(
     >>> w_R = -rng.normal(1.0 - 0.5, 1.0, 2000)
     >>> r = bar_estimate(w_F, w_R, temperature_K=300.0, n_bootstrap=200, seed=0)
     >>> print(f"Delta_f = {r.Delta_f_kT:.2f} +- {r.dDelta_f_kT:.2f} kT")
-    Delta_f = 1.01 +- 0.03 kT
+    Delta_f = 0.99 +- 0.02 kT
     """
     w_F, w_R = _as_works(w_F, w_R)
     if not 0 < confidence < 1:

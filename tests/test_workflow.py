@@ -190,3 +190,166 @@ def test_a_batch_with_nothing_new_does_nothing(make_campaign) -> None:
     after = {p: p.stat().st_mtime_ns for p in (campaign.wd / "results").rglob("*")}
     assert after == before
     campaign.check_invariants()
+
+
+# --- kill -9 at every line that matters, then resume ---------------------------------------
+
+# Mid-step points (one per step or more) run in the default suite; step boundaries (`<step>.done`:
+# the step finished, the next rule has not started) are marked slow.
+BEFORE_JOBS_RUN = [
+    "claim.after_source_claim",  # source handed Tasks out, ledger does not know them yet
+    "claim.after_record",
+    "serialize.after_build",  # WU files written, manifest not yet
+    "stage.after_allocate",  # PRCG ids allocated, no file placed
+    "stage.after_place",
+    "stage.before_record",
+    "create.after_intent",  # intent committed, WS not called
+    "create.after_call",  # job created on the WS, not confirmed in the ledger
+    "create.before_record",
+]
+AFTER_JOBS_RUN = [
+    "poll.after_jobs",  # jobs?since= answered, nothing recorded
+    "poll.after_cursor",
+    "collect.after_file",  # one result file copied
+    "analyze.after_record",  # Task analyzed in the ledger, outcome file not written
+    "push.after_source_push",  # the source has the result, the ledger does not know
+    "push.after_record",
+]
+BOUNDARIES = [f"{step}.done" for step in ("claim", "serialize", "stage", "create")]
+LATE_BOUNDARIES = [f"{step}.done" for step in ("poll", "collect", "analyze", "push")]
+
+
+def _killed_then_resumed(campaign: Campaign, point: str) -> None:
+    killed = campaign.batch(failpoint=point)
+    assert killed.returncode == -9, f"{point} was never reached:\n{killed.stderr[-2000:]}"
+    campaign.run_to_completion()
+    (row,) = campaign.queue_rows()
+    assert row["status"] == "complete", dict(row)
+    campaign.check_invariants()
+
+
+@pytest.mark.parametrize(
+    "point", BEFORE_JOBS_RUN + [pytest.param(p, marks=pytest.mark.slow) for p in BOUNDARIES]
+)
+def test_kill_before_jobs_run_resumes_without_duplicates(make_campaign, point: str) -> None:
+    campaign = make_campaign()
+    campaign.submit(1)
+    _killed_then_resumed(campaign, point)
+
+
+@pytest.mark.parametrize(
+    "point", AFTER_JOBS_RUN + [pytest.param(p, marks=pytest.mark.slow) for p in LATE_BOUNDARIES]
+)
+def test_kill_after_jobs_ran_resumes_without_loss(make_campaign, point: str) -> None:
+    campaign = make_campaign()
+    campaign.submit(1)
+    first = campaign.batch()
+    assert first.returncode == 0, first.stderr[-3000:]
+    campaign.await_jobs()
+    _killed_then_resumed(campaign, point)
+
+
+# --- failures, faults, overlap, bad input -------------------------------------------------
+
+
+@pytest.mark.parametrize("point", [None, "poll.after_restart_intent", "poll.after_restart_call"])
+def test_failed_wu_is_restarted_then_fails_the_task(make_campaign, point: str | None) -> None:
+    faults = {"faulty_return_rate": 1.0}
+    config = SimConfig(send=SEND, max_retries=1, faults=faults)
+    campaign = make_campaign(config, batch={"max_restarts": 1})
+    campaign.submit(1)
+    assert campaign.batch().returncode == 0
+    campaign.await_jobs()  # both WUs FAILED
+    if point:
+        assert campaign.batch(failpoint=point).returncode == -9
+        campaign.batch("--unlock")
+    assert campaign.batch().returncode == 0  # restarts each FAILED WU once
+    with campaign.ledger() as ledger:
+        (task,) = ledger.tasks()
+        assert task.restarts == 2
+    campaign.await_jobs()  # FAILED again
+    campaign.run_to_completion()
+    (row,) = campaign.queue_rows()
+    assert row["status"] == "error"
+    assert "FAILED on the work server after 1 restart(s)" in row["error"]
+    with campaign.ledger() as ledger:
+        (task,) = ledger.tasks()
+        assert task.state == "failed" and task.restarts == 2
+    campaign.check_invariants()
+
+
+def test_simulator_faults_lose_no_work(make_campaign) -> None:
+    """503s and dropped connections on API calls, vanished volunteers, duplicate CSV rows."""
+    faults = {"http_503_rate": 0.2, "drop_rate": 0.05, "vanish_rate": 0.3,
+              "duplicate_rows_rate": 1.0}  # fmt: skip
+    campaign = make_campaign(SimConfig(send=SEND, seed=3, faults=faults))
+    campaign.submit(2)
+    for _ in range(8):
+        if all(r["status"] in ("complete", "error") for r in campaign.queue_rows()):
+            break
+        campaign.batch("--unlock")
+        result = campaign.batch()
+        assert result.returncode in (0, 1), result.stderr[-3000:]  # a step may fail: retried
+        # Vanished WUs come back after the project's timeout: jump the simulated clock past it.
+        campaign.sim.advance_clock(86400 + 1)
+        campaign.await_jobs()
+    rows = campaign.queue_rows()
+    assert [r["status"] for r in rows] == ["complete", "complete"], [dict(r) for r in rows]
+    for row in rows:
+        assert len(json.loads(row["result_json"])["works"]) == 4  # duplicates removed, none lost
+    campaign.check_invariants()
+
+
+def test_overlapping_batches_are_safe(make_campaign) -> None:
+    campaign = make_campaign()
+    campaign.submit(2)
+    env = {**os.environ, "FAHFLOW_REPO": str(REPO)}
+    cmd = [str(REPO / "scripts" / "fah-cron")]
+    procs = [
+        subprocess.Popen(cmd, cwd=campaign.wd, env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert sorted(p.returncode for p in procs) == [0, 0]
+    assert sum("skipped" in out for out in outputs) == 1, outputs
+    # Two raw snakemake batches at once: the second is refused by Snakemake's lock, cleanly.
+    both = [
+        subprocess.Popen(
+            ["snakemake", "-s", str(REPO / "Snakefile"), "--profile", str(REPO / "fah")],
+            cwd=campaign.wd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    logs = [p.communicate(timeout=600)[0] for p in both]
+    codes = sorted(p.returncode for p in both)
+    assert codes[0] == 0, logs
+    if codes[1] != 0:
+        assert any("LockException" in log or "locked" in log for log in logs), logs
+    campaign.await_jobs()
+    campaign.run_to_completion()
+    campaign.check_invariants()
+
+
+def test_bad_config_value_is_named(make_campaign) -> None:
+    campaign = make_campaign()
+    data = yaml.safe_load(campaign.config_path.read_text())
+    data["ws"]["timeout_s"] = "fast"
+    campaign.config_path.write_text(yaml.safe_dump(data))
+    result = campaign.batch()
+    assert result.returncode != 0
+    assert "timeout_s" in result.stderr and "fast" in result.stderr
+
+
+def test_bad_spec_is_refused_at_submit(make_campaign, tmp_path: Path) -> None:
+    campaign = make_campaign()
+    spec = yaml.safe_load(HARMONIC.read_text())
+    spec["eq_steps"] = 260  # globalVarFreq 50 does not divide it
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(spec))
+    result = campaign.fahflow("submit", str(bad))
+    assert result.returncode == 1
+    assert str(bad) in result.stderr and "eq_steps" in result.stderr
+    assert campaign.queue_rows() == []

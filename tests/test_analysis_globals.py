@@ -236,5 +236,14 @@ def test_key_from_ws_layout_and_fallback(tmp_path: Path) -> None:
     assert keys["misc/globals.csv"].project is None
     assert keys["misc/globals.csv"].group == "misc/globals.csv"
     assert WorkUnitKey.from_path(REAL).source == REAL.as_posix()
+    # Overlapping inputs do not count a file twice.
+    assert len(find_globals([tmp_path, wu_dir, wu_dir / "globals.csv"])) == 2
     with pytest.raises(ConfigError, match="does not exist"):
         find_globals([tmp_path / "nope"])
+
+
+def test_garbage_step_far_out_is_schedule_mismatch(tmp_path: Path, real_lines: list[str]) -> None:
+    garbage = "9" * 15 + real_lines[-1][len("1000000") :]
+    wu = parse_globals(write(tmp_path, "\n".join([*real_lines, garbage]) + "\n"))
+    assert wu.status is WorkUnitStatus.SCHEDULE_MISMATCH
+    assert "implies" in wu.reason

@@ -422,6 +422,12 @@ def parse_globals(
     last_step = max(rows.values)
     per_cycle = schedule.n_steps_per_cycle
     n_cycles = cycles_per_wu or max(1, -(-last_step // per_cycle))
+    if n_cycles > len(rows.values):  # a garbage Step far out; never enumerate its "cycles"
+        wu.status = WorkUnitStatus.SCHEDULE_MISMATCH
+        wu.reason = (
+            f"last step {last_step} implies {n_cycles} cycles, the file has {len(rows.values)} rows"
+        )
+        return wu
     if cycles_per_wu and last_step > cycles_per_wu * per_cycle:
         wu.notes.append(f"rows beyond the {cycles_per_wu} expected cycle(s) ignored")
     wu.cycles = [_cycle(rows, schedule, c, kT, last_step) for c in range(n_cycles)]
@@ -448,16 +454,16 @@ def find_globals(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, Wo
     ConfigError
         A path that does not exist.
     """
-    found: list[tuple[Path, WorkUnitKey]] = []
+    found: dict[Path, tuple[Path, WorkUnitKey]] = {}  # by resolved path: overlapping inputs
     for given in paths:
         root = Path(given)
         if root.is_file():
-            found.append((root, WorkUnitKey.from_path(root)))
+            found.setdefault(root.resolve(), (root, WorkUnitKey.from_path(root)))
         elif root.is_dir():
             for directory, _dirs, files in os.walk(root):
                 if "globals.csv" in files:
                     path = Path(directory, "globals.csv")
-                    found.append((path, WorkUnitKey.from_path(path, root)))
+                    found.setdefault(path.resolve(), (path, WorkUnitKey.from_path(path, root)))
         else:
             raise ConfigError(f"results path {str(root)!r} does not exist")
-    return found
+    return list(found.values())

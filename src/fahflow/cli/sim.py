@@ -125,8 +125,7 @@ def status(root: Path, as_json: bool) -> None:
         counts, busy = store.counts(), store.busy_volunteers()
     finally:
         store.close()
-    server = root / SERVER_FILE
-    url = json.loads(server.read_text())["url"] if server.is_file() else None
+    url = _running_url(root)
     if as_json:
         click.echo(json.dumps({"url": url, "projects": counts, "busy": busy}, indent=2))
         return
@@ -143,6 +142,16 @@ def status(root: Path, as_json: bool) -> None:
     for name, prcg in sorted(busy.items()):
         volunteers.add_row(name, prcg)
     console.print(volunteers)
+
+
+def _running_url(root: Path) -> str | None:
+    """The URL in ROOT/server.json if its process still runs (a killed serve leaves the file)."""
+    try:
+        info = json.loads((root / SERVER_FILE).read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return str(info["url"])
 
 
 @sim.command("make-wu")

@@ -60,21 +60,22 @@ class Volunteer:
 
     def run_forever(self) -> None:
         failures = 0
-        while os.getppid() == self.parent:
+        while os.getppid() == self.parent:  # the simulator that started us is gone: stop
             try:
                 answer = self.post("/sim/assign", json={"volunteer": self.args.name})
+                if answer.status_code == 204:
+                    failures = 0
+                    continue
+                answer.raise_for_status()
                 failures = 0
+                self.work_on(json.loads(answer.headers["X-Sim-Assignment"]), answer.content)
             except requests.RequestException as exc:
                 failures += 1
                 if failures > 20:
                     logger.error("server unreachable, giving up: %s", exc)
                     return
+                logger.warning("server call failed (%s); retrying", exc)
                 time.sleep(min(0.1 * failures, 1.0))  # server restarting: back off a little
-                continue
-            if answer.status_code == 204:
-                continue
-            answer.raise_for_status()
-            self.work_on(json.loads(answer.headers["X-Sim-Assignment"]), answer.content)
 
     def work_on(self, header: dict, tar_bytes: bytes) -> None:
         from fahflow.sim.core import run_core  # OpenMM import only once there is work
@@ -100,7 +101,9 @@ class Volunteer:
                 threads=self.args.threads,
                 duplicate_rows=fate["duplicate_rows"],
             )
-        except (FahflowError, tarfile.TarError, OSError) as exc:
+        except Exception as exc:  # whatever broke the WU, FAH sees a faulty return
+            if not isinstance(exc, FahflowError | tarfile.TarError | OSError):
+                logger.exception("unexpected error in %s", prcg)
             logger.info("faulty return of %s: %s", prcg, exc)
             self.post(f"/sim/fault/{token}", json={"reason": str(exc)[:500]})
             return

@@ -35,6 +35,7 @@ LAZY_COMMANDS = {
     "results": "fahflow.cli.workflow:results",
     "batch": "fahflow.cli.workflow:batch",
     "config-schema": "fahflow.cli.workflow:config_schema",
+    "demo": "fahflow.cli.workflow:demo",
 }
 
 

@@ -185,3 +185,20 @@ def config_schema() -> None:
 
 
 COMMANDS: list[click.Command] = [batch, submit, status, results, config_schema]
+
+
+@click.command()
+@CONFIG
+@click.option(
+    "--example", "examples", multiple=True, default=("harmonic", "water"), show_default=True,
+    help="Bundled example Transformations to submit (repeatable).",
+)  # fmt: skip
+@click.option("--profile", default="fah", show_default=True, help="Snakemake profile.")
+def demo(config_path: Path, examples: tuple[str, ...], profile: str) -> None:
+    """Main job on the embedded default: simulator + local queue, batches until all is done."""
+    from fahflow.demo import run_demo
+
+    raise SystemExit(run_demo(config_path, examples, profile))
+
+
+COMMANDS.append(demo)

@@ -1,0 +1,113 @@
+"""The main job on the embedded default: a simulated WS with volunteers, the local queue, and
+Snakemake batches until every Task is done (``scripts/demo``).
+
+It does what an operator would do by hand (README): start ``fahflow sim serve``, get an operator
+certificate from its CA, ``fahflow submit`` the bundled examples, run ``snakemake --profile fah``
+until nothing is left in flight, then ``fahflow results --report``. Between batches it waits for
+a job on the simulated WS to change state instead of sleeping a fixed time.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from fahflow.campaign import print_results, print_status, submit_spec, task_rows
+from fahflow.config import FahflowConfig, load_config
+from fahflow.errors import CertificateError, ConfigError
+from fahflow.ledger import Ledger
+from fahflow.protocol.spec import example_path
+from fahflow.sim import SimConfig, Simulator
+from fahflow.ws import certs
+
+logger = logging.getLogger(__name__)
+console = Console()
+
+
+def ensure_identity(sim: Simulator, config: FahflowConfig) -> None:
+    """An operator key and a certificate from the simulator's CA, at the config's paths."""
+    ws = config.ws
+    if ws.cert.exists() and ws.key.exists():
+        try:
+            certs.check_pair(ws.cert, ws.key)
+            return
+        except CertificateError as exc:
+            console.print(f"[yellow]operator certificate unusable ({exc}); issuing a new one")
+    if not ws.key.exists():
+        certs.create_key(ws.key)
+    pem = sim.issue_certificate(certs.csr_pem(ws.key, config.projects[0].contact), days=30)
+    from fahflow.atomic import write_bytes
+
+    write_bytes(ws.cert, pem)
+
+
+def _in_flight(config: FahflowConfig) -> list[tuple[int, int, int]]:
+    if not config.ledger.path.exists():
+        return []
+    with Ledger(config.ledger.path) as ledger:
+        return [
+            (w.project, w.run, w.clone)
+            for p in ledger.projects_in_flight()
+            for w in ledger.wus_in(p, ("created", "restart_intent"))
+        ]
+
+
+def run_demo(
+    config_path: Path,
+    examples: Sequence[str] = ("harmonic", "water"),
+    profile: str = "fah",
+    max_batches: int = 100,
+) -> int:
+    """Run the whole campaign; returns the exit status of the last batch (0: all done)."""
+    config = load_config(config_path)
+    settings = config.simulator or {}
+    if config.ws.staging != "colocated" or config.ws.data_dir is None:
+        raise ConfigError(f"{config_path}: the demo runs the simulator as a colocated WS")
+    sim_config = SimConfig(send=config.ws.send, seed=int(settings.get("seed", 0)))
+    port = int(config.ws.url.rsplit(":", 1)[1].split("/")[0])
+    with Simulator(
+        config.ws.data_dir, port=port, volunteers=int(settings.get("volunteers", 2)),
+        config=sim_config,
+    ) as sim:  # fmt: skip
+        if isinstance(config.ws.ca, Path) and config.ws.ca.resolve() != sim.ca_path.resolve():
+            raise ConfigError(f"{config_path}: ws.ca must be the simulator's CA {sim.ca_path}")
+        ensure_identity(sim, config)
+        console.print(
+            f"simulated work server at {sim.url} with {len(sim.volunteer_pids)} volunteers"
+        )
+        if not task_rows(config):
+            for name in examples:
+                keys = submit_spec(config_path, example_path(name), None)
+                console.print(f"submitted {len(keys)} Task(s) of the {name} example")
+        status = 0
+        for number in range(1, max_batches + 1):
+            started = time.monotonic()
+            console.rule(f"batch {number}")
+            status = subprocess.run(
+                ["snakemake", "--profile", profile, "--quiet", "rules"]
+            ).returncode
+            print_status(config_path, console=console)
+            console.print(f"batch {number}: exit {status}, {time.monotonic() - started:.1f} s")
+            if all(r["step"] in ("done", "failed") for r in task_rows(config)):
+                break
+            _await_change(sim, config)
+        console.rule("results")
+        print_results(config_path, report_dir=config.batch.results_dir / "report", console=console)
+        console.print(f"report: {config.batch.results_dir / 'report'}/<transformation>/index.html")
+    return status
+
+
+def _await_change(sim: Simulator, config: FahflowConfig, timeout_s: float = 600) -> None:
+    """Until the oldest job in flight finishes or fails on the WS (or nothing is in flight)."""
+    flying = _in_flight(config)
+    if flying:
+        p, r, c = flying[0]
+        try:
+            sim.wait_for_job(p, r, c, ("FINISHED", "FAILED"), timeout=timeout_s)
+        except TimeoutError as exc:
+            logger.warning("%s", exc)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from fahflow.errors import ConfigError
-from fahflow.sim.core import CoreSettings, FaultyWorkUnit, run_core
+from fahflow.sim.core import CoreXml, FaultyWorkUnit, run_core
 from fahflow.sim.tinywu import core_xml, make_tiny_wu
 
 REAL_CORE_GLOBALS = Path("/work/shared/fixtures/globals-real-core.csv")
@@ -19,7 +19,7 @@ REAL_CORE_GLOBALS = Path("/work/shared/fixtures/globals-real-core.csv")
 
 def test_globals_layout_rows_and_outputs(tiny_wu: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    settings = CoreSettings.from_xml(tiny_wu / "core.xml")
+    settings = CoreXml.from_xml(tiny_wu / "core.xml")
     run_core(tiny_wu, out, threads=1)
     table = pd.read_csv(out / "globals.csv")
     integrator = openmm.XmlSerializer.deserialize(
@@ -62,7 +62,7 @@ def test_duplicate_rows_after_pause_resume(tiny_wu: Path, tmp_path: Path) -> Non
     steps = [int(line.split(",")[0]) for line in lines if line != lines[0]]
     assert (
         len(steps) > len(set(steps))
-        and steps[-1] == CoreSettings.from_xml(tiny_wu / "core.xml").numSteps
+        and steps[-1] == CoreXml.from_xml(tiny_wu / "core.xml").numSteps
     )
     clean = pd.read_csv(io.StringIO("\n".join(lines)))  # what a naive reader gets
     assert (clean["Step"] == "Step").sum() == 1
@@ -88,13 +88,13 @@ def test_nan_is_a_faulty_work_unit(tmp_path: Path) -> None:
 def test_bad_core_xml_names_field(tmp_path: Path, body: str, message: str) -> None:
     (tmp_path / "core.xml").write_text(body)
     with pytest.raises(ConfigError, match=message) as info:
-        CoreSettings.from_xml(tmp_path / "core.xml")
+        CoreXml.from_xml(tmp_path / "core.xml")
     assert "core.xml" in str(info.value)
 
 
 def test_core_xml_defaults_and_checkpoint_percent(tmp_path: Path) -> None:
     (tmp_path / "core.xml").write_text(core_xml(1000, 100, checkpoint_freq=-5))
-    settings = CoreSettings.from_xml(tmp_path / "core.xml")
+    settings = CoreXml.from_xml(tmp_path / "core.xml")
     assert settings.checkpoint_interval == 50 and settings.globalVarFilename == "globals.csv"
 
 
@@ -105,3 +105,21 @@ def test_missing_wu_file_and_platform(tiny_wu: Path, tmp_path: Path) -> None:
     make_tiny_wu(tiny_wu, num_steps=10, global_var_freq=5)
     with pytest.raises(ConfigError, match="platform 'NoSuchGPU'"):
         run_core(tiny_wu, tmp_path / "out", platform="NoSuchGPU")
+
+
+def test_reads_what_the_protocol_writes(tmp_path: Path) -> None:
+    """The WU writer (fahflow.protocol) and the core emulation agree on core.xml."""
+    from fahflow.protocol.corexml import CoreSettings, render_core_xml
+
+    written = CoreSettings(globalVarFreq=250, checkpointFreq=-10, precision="double", minimize=True)
+    (tmp_path / "core.xml").write_text(
+        render_core_xml(written, cycles=2, eq_steps=500, neq_steps=1000)
+    )
+    read = CoreXml.from_xml(tmp_path / "core.xml")
+    assert (read.numSteps, read.globalVarFreq, read.checkpointFreq) == (6000, 250, -10)
+    assert (read.precision, read.minimize, read.globalVarFilename) == (
+        "double",
+        True,
+        "globals.csv",
+    )
+    assert read.minimizeMaxIterations == written.minimize_max_iterations

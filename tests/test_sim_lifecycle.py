@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from fahflow.sim import FaultConfig, SimConfig, Simulator
-from fahflow.sim.core import CoreSettings
+from fahflow.sim.core import CoreXml
 from fahflow.sim.faults import behaviour
 from fahflow.sim.tinywu import make_tiny_wu
 from fahflow.ws.client import WorkServerClient
@@ -49,7 +49,7 @@ def test_full_lifecycle(make_sim, make_identity, tiny_wu: Path, tmp_path: Path) 
         names = {f.path for f in ws.list_gen_files(P, R, 0, 0)}
         assert {"globals.csv", "science.log", "checkpointState.xml.bz2"} <= names
         local = ws.get_gen_file(P, R, 0, 0, "globals.csv", tmp_path / "globals.csv")
-    settings = CoreSettings.from_xml(tiny_wu / "core.xml")
+    settings = CoreXml.from_xml(tiny_wu / "core.xml")
     table = pd.read_csv(local)
     assert list(table.columns[:3]) == ["Step", "Time", "lambda_restraint"]
     assert {"kT", "lambda", "protocol_work"} <= set(table.columns)

@@ -31,8 +31,10 @@ class FaultyWorkUnit(FahflowError):
 
 
 @dataclass(frozen=True)
-class CoreSettings:
-    """``core.xml`` fields the emulation uses (defaults of the real core, DESIGN §1)."""
+class CoreXml:
+    """``core.xml`` as the core reads it: the fields the emulation uses, the real core's defaults
+    (DESIGN §1), unknown elements ignored. Not :class:`fahflow.protocol.corexml.CoreSettings`,
+    which is what *we* allow a spec to write; a test checks that the two agree."""
 
     numSteps: int
     xtcFreq: int = 0
@@ -46,7 +48,7 @@ class CoreSettings:
     maxRetriesFromLastCheckpoint: int = 2
 
     @classmethod
-    def from_xml(cls, path: Path) -> CoreSettings:
+    def from_xml(cls, path: Path) -> CoreXml:
         """Parse ``<config><numSteps>N</numSteps>...</config>`` (``v="N"`` attributes too).
 
         Unknown elements (viewerFreq, xtcAtoms, DisablePmeStream, ...) are accepted and ignored.
@@ -199,7 +201,7 @@ def run_core(
     """
     wu_dir, out_dir = Path(wu_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    settings = CoreSettings.from_xml(wu_dir / "core.xml")
+    settings = CoreXml.from_xml(wu_dir / "core.xml")
     log: list[str] = []
 
     def say(message: str) -> None:

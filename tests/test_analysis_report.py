@@ -158,3 +158,14 @@ def test_analysis_does_not_import_openmm() -> None:
         "sys.exit('openmm' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_identical_works_report_zero_error(tmp_path: Path) -> None:
+    for clone in range(12):
+        put(tmp_path / "in", clone, globals_csv_text([(1.25, -1.25)]))
+    result = analyze_paths([tmp_path / "in"], n_bootstrap=100)
+    assert result.estimate.Delta_f_kT == pytest.approx(1.25)
+    assert result.estimate.sigma_kT == 0.0
+    assert result.status_counts == {"ok": 12}
+    out = write_report(result, tmp_path / "report").parent
+    assert (out / "bootstrap.png").exists() and (out / "work_distributions.png").exists()

@@ -27,6 +27,15 @@ def _save(figure: Figure, path: Path) -> Path:
     return write_bytes(path, buffer.getvalue())
 
 
+def _shared_bins(values: NDArray[np.float64], per_distribution: int) -> NDArray[np.float64]:
+    """Common bin edges, about sqrt(n) of them (10 to 60), padded when all values are equal."""
+    n_bins = int(np.clip(np.sqrt(per_distribution), 10, 60))
+    low, high = float(values.min()), float(values.max())
+    if high - low < 1e-9:
+        low, high = low - 0.5, high + 0.5
+    return np.linspace(low, high, n_bins + 1)
+
+
 def _mark_estimate(axes: Axes, estimate: FreeEnergyResult, label: str = "BAR ΔG") -> None:
     delta, sigma = estimate.Delta_f_kT, estimate.sigma_kT
     axes.axvline(delta, color="black", lw=1.5, label=f"{label} = {delta:.2f} ± {sigma:.2f} kT")
@@ -40,9 +49,7 @@ def plot_work_distributions(
     """Histograms of ``w_F`` and ``-w_R`` (kT) with ΔG: by Crooks they cross at ΔG."""
     figure = Figure(figsize=(6.4, 4.0))
     axes = figure.add_subplot()
-    values = np.concatenate([w_F, -w_R])
-    span = float(values.max() - values.min())
-    bins = np.linspace(values.min() - 0.5, values.max() + 0.5, 40) if span < 1e-9 else 40
+    bins = _shared_bins(np.concatenate([w_F, -w_R]), per_distribution=w_F.size)
     axes.hist(w_F, bins=bins, alpha=0.5, density=True, label=f"forward w_F (n={w_F.size})")
     axes.hist(-w_R, bins=bins, alpha=0.5, density=True, label=f"−reverse −w_R (n={w_R.size})")
     _mark_estimate(axes, estimate)
@@ -76,8 +83,7 @@ def plot_bootstrap(estimate: FreeEnergyResult, path: Path) -> Path:
     samples = np.asarray(estimate.bootstrap_Delta_f_kT)
     figure = Figure(figsize=(6.4, 4.0))
     axes = figure.add_subplot()
-    span = float(samples.max() - samples.min())
-    bins = np.linspace(samples.min() - 0.5, samples.max() + 0.5, 40) if span < 1e-9 else 40
+    bins = _shared_bins(samples, per_distribution=samples.size)
     axes.hist(samples, bins=bins, alpha=0.7, label=f"{samples.size} CLONE resamples")
     axes.axvline(estimate.Delta_f_kT, color="black", lw=1.5, label="BAR ΔG")
     for bound in (estimate.ci_low_kT, estimate.ci_high_kT):

@@ -13,6 +13,7 @@ import pytest
 import requests
 from cryptography import x509
 
+from fahflow.errors import Conflict
 from fahflow.sim import FaultConfig, SimConfig, Simulator
 from fahflow.ws.models import FileData, JobData, JobResults, JobState, ProjectData
 
@@ -291,3 +292,20 @@ def test_timeouts_run_on_the_scaled_clock(make_sim, make_identity) -> None:
     job = sim.wait_for_job(1, 0, 0, {"READY"}, timeout=10)
     assert (job.assigns, job.retries) == (1, 0)
     assert sim.status()["busy"] == {}
+
+
+def test_late_returns_after_a_timeout(http, sim: Simulator) -> None:
+    """First valid return of a GEN wins; a late fault does not disturb the new holder."""
+    make_project(http, timeout=300)
+    upload_run(http)
+    http("PUT", "/api/projects/1/runs/0/clones/0/create")
+    first = sim.store.assign("vol-a")
+    sim.advance_clock(301)  # vol-a vanished
+    second = sim.store.assign("vol-b")
+    assert first and second and sim.store.get_job(1, 0, 0).assigns == 2
+    job = sim.store.fault(first.token, "late fault", max_retries=1)
+    assert (job.state, job.retries) == (JobState.ASSIGNED, 0)
+    job = sim.store.finish(second.token, gens=1, write_results=lambda job: None)
+    assert job.state is JobState.FINISHED
+    with pytest.raises(Conflict):
+        sim.store.finish(first.token, gens=1, write_results=lambda job: None)

@@ -437,12 +437,13 @@ class Store:
     def fault(self, token: str, reason: str, max_retries: int) -> JobData:
         """A faulty return: back to READY, or FAILED once ``max_retries`` faults accumulated."""
         with self._tx() as db:
-            _, job = self._open_assignment(token)
+            row, job = self._open_assignment(token)
             db.execute("UPDATE assignments SET status='faulty' WHERE token=?", (token,))
+            if row["status"] == "expired":  # late: the WU is someone else's now, leave it be
+                self.log("job.fault.late", project=job.project, run=job.run, clone=job.clone)
+                return job
             retries = job.retries + 1
             state = JobState.FAILED if retries >= max_retries else JobState.READY
-            if job.state is JobState.READY:  # a late fault of a reassigned WU changes nothing
-                state = JobState.READY
             self._set(db, job, f"faulty return: {reason}", state=state.value, retries=retries)
         return self.get_job(job.project, job.run, job.clone)
 

@@ -61,7 +61,8 @@ def _commands(group: click.Group, prefix: tuple[str, ...]) -> list[tuple[str, ..
 
 @pytest.mark.parametrize(
     "path",
-    _commands(cli.commands["ws"], ("ws",)) + _commands(cli.commands["cert"], ("cert",)),
+    _commands(cli.get_command(None, "ws"), ("ws",))
+    + _commands(cli.get_command(None, "cert"), ("cert",)),
     ids=" ".join,
 )
 def test_help_everywhere(run, path):

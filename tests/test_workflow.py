@@ -132,16 +132,18 @@ class Campaign:
 def make_campaign(
     tmp_path: Path, make_sim: Callable[..., Simulator], make_identity: Callable
 ) -> Iterator[Callable[..., Campaign]]:
-    def factory(sim_config: SimConfig | None = None, volunteers: int = 2, **overrides) -> Campaign:
+    def factory(
+        sim_config: SimConfig | None = None, volunteers: int = 2, cert_days: float = 30, **overrides
+    ) -> Campaign:
         config = sim_config or SimConfig(send=SEND)
         sim = make_sim(volunteers=volunteers, config=config)
-        identity = make_identity(sim)
+        identity = make_identity(sim, days=cert_days)
         wd = tmp_path / "campaign"
         (wd / "config").mkdir(parents=True)
         data = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
         data["ws"].update(
-            url=sim.url, cert=str(identity.cert_path), key=str(identity.key_path),
-            ca=str(identity.ca_path), data_dir=str(sim.root), send=SEND, retries=8,
+            url=sim.url, as_url=sim.url, ca=str(identity.ca_path), data_dir=str(sim.root),
+            cert=str(identity.cert_path), key=str(identity.key_path), send=SEND, retries=8,
         )  # fmt: skip
         data["analysis"]["bootstrap"] = 200
         for section, values in overrides.items():
@@ -170,7 +172,7 @@ def test_tasks_go_from_queue_to_pushed_free_energy(make_campaign) -> None:
         result = json.loads(row["result_json"])
         assert len(result["works"]) == 4  # 2 WUs × 2 cycles
         # Exact answer within 4σ (σ from 4 pairs is rough: allow 1 kT more).
-        assert abs(result["Delta_f_kT"] - EXACT_KT) < 4 * result["dDelta_f_kT"] + 1.0
+        assert abs(result["Delta_f_kT"] - EXACT_KT) < 4 * result["sigma_kT"] + 1.0
     campaign.check_invariants()
     results = campaign.fahflow("results", "--format", "json")
     assert results.returncode == 0, results.stderr
@@ -331,6 +333,19 @@ def test_overlapping_batches_are_safe(make_campaign) -> None:
     campaign.await_jobs()
     campaign.run_to_completion()
     campaign.check_invariants()
+
+
+def test_batch_renews_a_certificate_near_the_end_of_its_life(make_campaign) -> None:
+    from fahflow.ws.certs import certificate_info
+
+    campaign = make_campaign(cert_days=0.01, ws={"renew_below": 0.999})
+    cert = Path(campaign.identity.cert_path)
+    old = certificate_info(cert)
+    result = campaign.batch()
+    assert result.returncode == 0, result.stderr[-3000:]
+    new = certificate_info(cert)
+    assert new.serial != old.serial and new.not_after > old.not_after
+    assert certificate_info(cert.with_name(cert.name + ".bak")).serial == old.serial
 
 
 def test_bad_config_value_is_named(make_campaign) -> None:

@@ -75,7 +75,7 @@ def task_rows(config: FahflowConfig) -> list[dict[str, Any]]:
                     "wus": f"{done}/{total}" if total else "",
                     "restarts": entry.restarts if entry else 0,
                     "Delta_f_kT": result.get("Delta_f_kT"),
-                    "dDelta_f_kT": result.get("dDelta_f_kT"),
+                    "sigma_kT": result.get("sigma_kT"),
                     "reason": row["error"] or (entry.reason if entry else None) or "",
                 }
             )
@@ -101,7 +101,7 @@ def print_status(
         return
     table = Table("Task", "Transformation", "Step", "WUs done", "Restarts", "ΔG / kT", "Reason")
     for r in shown[:200] if not show_all else shown:
-        dg = "" if r["Delta_f_kT"] is None else f"{r['Delta_f_kT']:.2f} ± {r['dDelta_f_kT']:.2f}"
+        dg = "" if r["Delta_f_kT"] is None else f"{r['Delta_f_kT']:.2f} ± {r['sigma_kT']:.2f}"
         table.add_row(
             r["task"], r["transformation"], r["step"], r["wus"], str(r["restarts"]), dg, r["reason"]
         )

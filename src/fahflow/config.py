@@ -74,7 +74,12 @@ class WorkServerSettings(_Section):
         description="CA bundle that signed the WS certificate, or true for the system CAs; "
         "verification is never turned off",
     )
-    as_url: str | None = Field(None, description="assignment server URL, for certificate renewal")
+    as_url: str | None = Field(
+        None, description="assignment server URL: each batch renews the certificate through it"
+    )
+    renew_below: float = Field(
+        0.3, gt=0, lt=1, description="renew when less than this fraction of its lifetime is left"
+    )
     timeout_s: tuple[float, float] = Field(
         (5.0, 60.0), description="(connect, read) HTTP timeouts in seconds"
     )

@@ -46,9 +46,9 @@ def task_summary(result: Any) -> dict[str, Any]:
     fe = result.estimate
     return {
         "Delta_f_kT": fe.Delta_f_kT,
-        "dDelta_f_kT": fe.sigma_kT,
+        "sigma_kT": fe.sigma_kT,
         "Delta_f_kcal_per_mol": fe.Delta_f_kcal_per_mol,
-        "dDelta_f_kcal_per_mol": fe.sigma_kcal_per_mol,
+        "sigma_kcal_per_mol": fe.sigma_kcal_per_mol,
         "temperature_K": fe.temperature_K,
         "n_pairs": result.n_pairs,
         "status_counts": result.status_counts,

@@ -11,7 +11,7 @@ import yaml
 
 from fahflow import atomic
 from fahflow.batch.context import BatchContext, write_json
-from fahflow.errors import ConfigError
+from fahflow.errors import ConfigError, TransientError
 from fahflow.failpoints import failpoint
 from fahflow.protocol.spec import parse_spec
 from fahflow.tasks import ClaimedTask
@@ -27,6 +27,7 @@ def claim(ctx: BatchContext, out: Path) -> dict[str, Any]:
     spec is invalid is failed at the source at once with the validation message, since no retry
     can fix it. Writes the batch's claim record to ``out``.
     """
+    renew_certificate(ctx)
     service = ctx.config.tasks.service_id
     source = ctx.source
     known = {t.source_key for t in ctx.ledger.tasks() if t.source == source.name}
@@ -47,6 +48,26 @@ def claim(ctx: BatchContext, out: Path) -> dict[str, Any]:
     summary = {"claimed": recorded, "repaired": [t.task_id for t in repaired], "rejected": rejected}
     write_json(out, summary)
     return summary
+
+
+def renew_certificate(ctx: BatchContext) -> bool:
+    """Renew the operator certificate through the AS when its life runs low (first thing in
+    every batch). A failed renewal of a still-valid certificate is a warning, not a failure:
+    the next batch tries again; an expired certificate stops the batch with a clear error."""
+    ws = ctx.config.ws
+    if ws.as_url is None:
+        return False
+    from fahflow.ws import certs
+    from fahflow.ws.client import AssignmentServerClient
+
+    verify = str(ws.ca) if isinstance(ws.ca, Path) else ws.ca
+    cert_pair = (str(ws.cert), str(ws.key))
+    with AssignmentServerClient(ws.as_url, cert=cert_pair, verify=verify) as as_client:
+        try:
+            return certs.renew_if_needed(ws.cert, ws.key, as_client, ws.renew_below)
+        except TransientError as exc:
+            logger.warning("certificate renewal failed, will retry next batch: %s", exc)
+            return False
 
 
 def _record(ctx: BatchContext, task: ClaimedTask) -> None:

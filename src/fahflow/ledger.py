@@ -431,6 +431,18 @@ class Ledger:
                 self._event(db, wu.task_id, f"wu_{state}", wu.prcg)
         return bool(moved)
 
+    def set_ws_states(self, updates: list[tuple[WorkUnitRow, str]]) -> None:
+        """Record the WS state of many WUs in one transaction (a poll may report thousands)."""
+        if not updates:
+            return
+        stamp = now()
+        with self._write() as db:
+            db.executemany(
+                "UPDATE wus SET ws_state = ?, updated_at = ? "
+                "WHERE project = ? AND run = ? AND clone = ?",
+                [(str(state), stamp, w.project, w.run, w.clone) for w, state in updates],
+            )
+
     # --- Projects and polling ----------------------------------------------------------------
 
     def project_ensured(self, project: int) -> bool:

@@ -43,11 +43,18 @@ def _poll_project(ctx: BatchContext, project: int) -> dict[str, int]:
     in_flight = {(w.run, w.clone): w for w in ledger.wus_in(project, IN_FLIGHT)}
     counts = {"changed": len(answer.jobs), "finished": 0, "restarted": 0, "failed": 0}
     touched: set[str] = set()
+    progress: list[tuple[WorkUnitRow, str]] = []  # jobs that merely moved on: one transaction
     for job in answer.jobs:
         wu = in_flight.pop((job.run, job.clone), None)
-        if wu is not None:
-            _handle(ctx, wu, job, counts)
-            touched.add(wu.task_id)
+        if wu is None:
+            continue
+        if wu.state == "created" and not job.state.is_terminal:
+            if job.state != wu.ws_state:
+                progress.append((wu, job.state))
+            continue
+        _handle(ctx, wu, job, counts)
+        touched.add(wu.task_id)
+    ledger.set_ws_states(progress)
     # A restart whose outcome we never recorded (batch killed mid-call): ask for that job.
     for wu in [w for w in in_flight.values() if w.state == "restart_intent"]:
         _handle(ctx, wu, ws.get_job(wu.project, wu.run, wu.clone), counts)
@@ -77,11 +84,9 @@ def _handle(ctx: BatchContext, wu: WorkUnitRow, job: JobData, counts: dict[str, 
         else:
             ledger.set_wu(wu, "failed", frm=IN_FLIGHT, ws_state=job.state)
             counts["failed"] += 1
-    elif wu.state == "restart_intent":
+    else:
         # The restart reached the WS before the batch died: the job is back in play.
         ledger.set_wu(wu, "created", frm=("restart_intent",), ws_state=job.state)
-    elif job.state != wu.ws_state:
-        ledger.set_wu(wu, wu.state, frm=(wu.state,), ws_state=job.state)
 
 
 def _settle_task(ctx: BatchContext, task_id: str) -> None:

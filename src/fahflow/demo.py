@@ -68,7 +68,9 @@ def run_demo(
     settings = config.simulator or {}
     if config.ws.staging != "colocated" or config.ws.data_dir is None:
         raise ConfigError(f"{config_path}: the demo runs the simulator as a colocated WS")
-    sim_config = SimConfig(send=config.ws.send, seed=int(settings.get("seed", 0)))
+    sim_config = SimConfig(
+        send=config.ws.send, seed=int(settings.get("seed", 0)), faults=settings.get("faults", {})
+    )
     port = int(config.ws.url.rsplit(":", 1)[1].split("/")[0])
     with Simulator(
         config.ws.data_dir, port=port, volunteers=int(settings.get("volunteers", 2)),

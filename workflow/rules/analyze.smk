@@ -5,6 +5,8 @@ rule analyze:
         outcome=f"{RESULTS}/tasks/{{task}}/outcome.json",
     log:
         "logs/analyze/{task}.log",
+    conda:
+        "../envs/fahflow.yaml"
     params:
         config=CONFIG_FILE,
     shell:

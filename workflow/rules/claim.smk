@@ -3,6 +3,8 @@ checkpoint claim:
         f"{BATCH_DIR}/claim.json",
     log:
         f"logs/claim/{BATCH}.log",
+    conda:
+        "../envs/fahflow.yaml"
     params:
         config=CONFIG_FILE,
     shell:

@@ -6,6 +6,8 @@ rule collect:
         collected=f"{RESULTS}/tasks/{{task}}/collected.json",
     log:
         "logs/collect/{task}.log",
+    conda:
+        "../envs/fahflow.yaml"
     params:
         config=CONFIG_FILE,
     shell:

@@ -5,6 +5,8 @@ rule create:
         created=f"{RESULTS}/tasks/{{task}}/created.json",
     log:
         "logs/create/{task}.log",
+    conda:
+        "../envs/fahflow.yaml"
     params:
         config=CONFIG_FILE,
     shell:

@@ -5,6 +5,8 @@ checkpoint poll:
         f"{BATCH_DIR}/poll.json",
     log:
         f"logs/poll/{BATCH}.log",
+    conda:
+        "../envs/fahflow.yaml"
     params:
         config=CONFIG_FILE,
     shell:

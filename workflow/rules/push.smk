@@ -5,6 +5,8 @@ rule push:
         pushed=f"{RESULTS}/tasks/{{task}}/pushed.json",
     log:
         "logs/push/{task}.log",
+    conda:
+        "../envs/fahflow.yaml"
     params:
         config=CONFIG_FILE,
         outcome=lambda wildcards, input: (

@@ -5,6 +5,8 @@ rule serialize:
         manifest=f"{RESULTS}/transformations/{{transformation}}/manifest.json",
     log:
         "logs/serialize/{transformation}.log",
+    conda:
+        "../envs/fahflow.yaml"
     params:
         config=CONFIG_FILE,
     shell:

@@ -5,6 +5,8 @@ rule stage:
         staged=f"{RESULTS}/tasks/{{task}}/staged.json",
     log:
         "logs/stage/{task}.log",
+    conda:
+        "../envs/fahflow.yaml"
     params:
         config=CONFIG_FILE,
     shell:

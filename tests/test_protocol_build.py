@@ -195,10 +195,20 @@ def test_water_wu_is_alchemical_pme_and_runs(tmp_path: Path) -> None:
 
 
 def test_parameters_follow_the_schedule() -> None:
-    spec = load_spec(example_path("water"))
+    data = yaml.safe_load(example_path("water").read_text())
+    data["lambda_functions"] = {
+        "lambda_electrostatics": "max(0, 1 - 2*lambda)",
+        "lambda_sterics": "min(1, 2 - 2*lambda)",
+    }
+    spec = parse_spec(data)
     assert parameters_at(spec, 0.0) == {"lambda_electrostatics": 1.0, "lambda_sterics": 1.0}
     assert parameters_at(spec, 0.5) == {"lambda_electrostatics": 0.0, "lambda_sterics": 1.0}
+    assert parameters_at(spec, 0.75) == {"lambda_electrostatics": 0.0, "lambda_sterics": 0.5}
     assert parameters_at(spec, 1.0) == {"lambda_electrostatics": 0.0, "lambda_sterics": 0.0}
+    # the bundled example: coupled at lambda=0, decoupled at lambda=1
+    water = load_spec(example_path("water"))
+    assert parameters_at(water, 0.0) == {"lambda_electrostatics": 1.0, "lambda_sterics": 1.0}
+    assert parameters_at(water, 1.0) == {"lambda_electrostatics": 0.0, "lambda_sterics": 0.0}
 
 
 def test_build_errors_name_the_field(tmp_path: Path) -> None:

@@ -76,6 +76,9 @@ def test_water_hydration_free_energy_through_the_simulator(
         f"build {built - started:.0f} s, run {ran - built:.0f} s, "
         f"total {time.monotonic() - started:.0f} s"
     )
+    w_F, w_R, groups = analysis.paired_works()
+    pairs = zip(groups, w_F.round(2), w_R.round(2), strict=True)
+    print("pairs (CLONE, w_F, w_R) in kT:", [(g, float(f), float(r)) for g, f, r in pairs])
     # every WU came back whole; at most two genuine heavy-tail pairs may be set aside as outliers
     assert analysis.status_counts.get("ok", 0) + analysis.status_counts.get("outlier", 0) == len(
         clones

@@ -9,6 +9,9 @@ FAHFLOW_KEY, FAHFLOW_CA) and are turned into a client by
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import shutil
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,8 +22,14 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from fahflow.errors import ConfigError, NotFound
-from fahflow.ws.client import DEFAULT_TIMEOUT, WorkServerClient, client_from_options
+from fahflow.errors import ConfigError, Conflict, NotFound, TransientError, WorkServerError
+from fahflow.ws.client import (
+    CREATE_FORMS,
+    DEFAULT_TIMEOUT,
+    CreateForm,
+    WorkServerClient,
+    client_from_options,
+)
 from fahflow.ws.models import Compression, JobAction, JobState, ProjectData
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
@@ -34,9 +43,10 @@ def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2))
 
 
-def _client(ctx: click.Context) -> WorkServerClient:
-    """The WS client for this invocation, built from the ``ws`` group's options."""
-    return client_from_options(**ctx.obj["ws"])
+def _client(ctx: click.Context, **extra: Any) -> WorkServerClient:
+    """The WS client for this invocation, built from the ``ws`` group's options (``extra``:
+    per-command settings such as ``create_form``)."""
+    return client_from_options(**ctx.obj["ws"], **extra)
 
 
 @click.group("ws")
@@ -293,6 +303,142 @@ def files(ctx: click.Context, project: int, as_json: bool) -> None:
         modified = f"{f.modified.astimezone(UTC):%F %T}" if f.modified else ""
         table.add_row(f.path, str(f.size), modified)
     Console().print(table)
+
+
+@ws.command("put-file")
+@click.argument("project", type=click.IntRange(min=0))
+@click.argument("local_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("remote_path")
+@click.pass_context
+def put_file(ctx: click.Context, project: int, local_file: Path, remote_path: str) -> None:
+    """Upload LOCAL_FILE as REMOTE_PATH of PROJECT, e.g. RUN0/core.xml or
+    RUN0/CLONE3/state.xml.bz2 (a REMOTE_PATH ending in / takes LOCAL_FILE's name).
+
+    The work server packages the files of its <send> list when a CLONE is created, so upload
+    them before `fahflow ws create-clone`. Uploading again replaces the file.
+    """
+    if remote_path.endswith("/"):
+        remote_path += local_file.name
+    with _client(ctx) as client:
+        client.put_file(project, remote_path, local_file)
+    click.echo(f"uploaded {local_file} ({local_file.stat().st_size} bytes) as {remote_path}")
+
+
+@ws.command("get-file")
+@click.argument("project", type=click.IntRange(min=0))
+@click.argument("remote_path")
+@click.option("--out", type=_PATH, required=True, help="Local file to write (atomically).")
+@click.pass_context
+def get_file(ctx: click.Context, project: int, remote_path: str, out: Path) -> None:
+    """Download input file REMOTE_PATH of PROJECT (as listed by `fahflow ws files`)."""
+    with _client(ctx) as client:
+        client.get_file(project, remote_path, out)
+    click.echo(f"wrote {out} ({out.stat().st_size} bytes)")
+
+
+@ws.command("create-clone")
+@click.argument("project", type=click.IntRange(min=0))
+@click.argument("run", type=click.IntRange(0, 65535))
+@click.argument("clone", type=click.IntRange(0, 65535))
+@click.option(
+    "--create-form",
+    type=click.Choice(CREATE_FORMS),
+    default="clone",
+    show_default=True,
+    help="How the WS is asked: per-CLONE create (WS >= 10.3.4) or the RUN-level forms.",
+)
+@click.pass_context
+def create_clone(
+    ctx: click.Context, project: int, run: int, clone: int, create_form: CreateForm
+) -> None:
+    """Create job PROJECT RUN CLONE from the files already uploaded for it.
+
+    Ids are never reused on FAH, so an existing job is an error, and a create whose answer was
+    lost is not repeated: check `fahflow ws job` first. A job the WS marks FAILED at once (its
+    <send> files are missing) is an error too.
+    """
+    prcg = f"{project}:{run}:{clone}"
+    with _client(ctx, create_form=create_form) as client:
+        try:
+            client.create_clone(project, run, clone)
+        except Conflict as exc:
+            raise Conflict(
+                f"job {prcg} was not created (it may already exist; ids are never reused; "
+                f"see `fahflow ws job {project} {run} {clone}`): {exc}",
+                method=exc.method, url=exc.url, status=exc.status, body=exc.body,
+            ) from None  # fmt: skip
+        except TransientError as exc:
+            raise TransientError(
+                f"creating job {prcg} may or may not have happened; check `fahflow ws job "
+                f"{project} {run} {clone}` before trying again: {exc}",
+                method=exc.method, url=exc.url, status=exc.status, body=exc.body,
+            ) from None  # fmt: skip
+        state = client.get_job(project, run, clone).state
+    if state is JobState.FAILED:
+        raise WorkServerError(
+            f"job {prcg} was created but is FAILED: are the files of the WS <send> list "
+            f"uploaded (`fahflow ws files {project}`)?"
+        )
+    click.echo(f"created job {prcg}: {state.value}")
+
+
+def _replace_into(staging: Path, out: Path) -> None:
+    """Move every file of ``staging`` to the same place under ``out`` (each rename atomic)."""
+    for source in sorted(p for p in staging.rglob("*") if p.is_file()):
+        target = out / source.relative_to(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+
+
+@ws.command("results")
+@click.argument("project", type=click.IntRange(min=0))
+@click.argument("run", type=click.IntRange(0, 65535))
+@click.argument("clone", type=click.IntRange(0, 65535))
+@click.option(
+    "--gen",
+    type=click.IntRange(min=0),
+    help="GEN whose results to fetch.  [default: the job's current GEN, its last once FINISHED]",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory to write the files to (created).",
+)
+@click.pass_context
+def results(
+    ctx: click.Context, project: int, run: int, clone: int, gen: int | None, out: Path
+) -> None:
+    """Download every result file of one GEN of job PROJECT RUN CLONE (globals.csv,
+    science.log, ...) into --out.
+
+    The files are first downloaded next to --out; only when all arrived do they replace those
+    in --out, so an interrupted download never leaves a partial set behind.
+    """
+    prcg = f"{project}:{run}:{clone}"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.part-{os.getpid()}-{secrets.token_hex(4)}"
+    staging.mkdir()
+    try:
+        with _client(ctx) as client:
+            if gen is None:
+                gen = client.get_job(project, run, clone).gen
+            fetched = list(client.iter_gen_files(project, run, clone, gen, staging))
+            if not fetched:
+                state = client.get_job(project, run, clone).state.value
+                raise NotFound(f"GEN {gen} of job {prcg} has no result files (job is {state})")
+        if out.exists():
+            _replace_into(staging, out)
+        else:
+            staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for path in fetched:
+        local = out / path.relative_to(staging)
+        click.echo(f"{local}\t{local.stat().st_size}")
+    click.echo(f"downloaded {len(fetched)} files of job {prcg} GEN {gen} to {out}", err=True)
 
 
 COMMANDS: list[click.Command] = [ws]

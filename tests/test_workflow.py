@@ -96,7 +96,6 @@ class Campaign:
         for _ in range(max_batches):
             if all(r["status"] in ("complete", "error") for r in self.queue_rows()):
                 return
-            self.batch("--unlock")
             result = self.batch()
             assert result.returncode == 0, result.stderr[-3000:]
             self.await_jobs()
@@ -196,52 +195,49 @@ def test_a_batch_with_nothing_new_does_nothing(make_campaign) -> None:
 
 # --- kill -9 at every line that matters, then resume ---------------------------------------
 
-# Mid-step points (one per step or more) run in the default suite; step boundaries (`<step>.done`:
-# the step finished, the next rule has not started) are marked slow.
+# One mid-step point per step runs in the default suite; the other mid-step points and the step
+# boundaries (`<step>.done`: the step finished, the next rule has not started) are marked slow
+# (`scripts/test -m slow`), to keep the default suite within its time.
+SLOW = pytest.mark.slow
 BEFORE_JOBS_RUN = [
     "claim.after_source_claim",  # source handed Tasks out, ledger does not know them yet
-    "claim.after_record",
+    pytest.param("claim.after_record", marks=SLOW),
     "serialize.after_build",  # WU files written, manifest not yet
-    "stage.after_allocate",  # PRCG ids allocated, no file placed
-    "stage.after_place",
-    "stage.before_record",
-    "create.after_intent",  # intent committed, WS not called
+    pytest.param("stage.after_allocate", marks=SLOW),  # PRCG ids allocated, no file placed
+    "stage.after_place",  # files placed, Task not marked staged
+    pytest.param("stage.before_record", marks=SLOW),
+    pytest.param("create.after_intent", marks=SLOW),  # intent committed, WS not called
     "create.after_call",  # job created on the WS, not confirmed in the ledger
-    "create.before_record",
-]
+    pytest.param("create.before_record", marks=SLOW),
+] + [pytest.param(f"{s}.done", marks=SLOW) for s in ("claim", "serialize", "stage", "create")]
 AFTER_JOBS_RUN = [
     "poll.after_jobs",  # jobs?since= answered, nothing recorded
-    "poll.after_cursor",
+    pytest.param("poll.after_cursor", marks=SLOW),
     "collect.after_file",  # one result file copied
     "analyze.after_record",  # Task analyzed in the ledger, outcome file not written
     "push.after_source_push",  # the source has the result, the ledger does not know
-    "push.after_record",
-]
-BOUNDARIES = [f"{step}.done" for step in ("claim", "serialize", "stage", "create")]
-LATE_BOUNDARIES = [f"{step}.done" for step in ("poll", "collect", "analyze", "push")]
+    pytest.param("push.after_record", marks=SLOW),
+] + [pytest.param(f"{s}.done", marks=SLOW) for s in ("poll", "collect", "analyze", "push")]
 
 
 def _killed_then_resumed(campaign: Campaign, point: str) -> None:
     killed = campaign.batch(failpoint=point)
     assert killed.returncode == -9, f"{point} was never reached:\n{killed.stderr[-2000:]}"
+    campaign.batch("--unlock")  # what scripts/fah-cron does before every batch
     campaign.run_to_completion()
     (row,) = campaign.queue_rows()
     assert row["status"] == "complete", dict(row)
     campaign.check_invariants()
 
 
-@pytest.mark.parametrize(
-    "point", BEFORE_JOBS_RUN + [pytest.param(p, marks=pytest.mark.slow) for p in BOUNDARIES]
-)
+@pytest.mark.parametrize("point", BEFORE_JOBS_RUN)
 def test_kill_before_jobs_run_resumes_without_duplicates(make_campaign, point: str) -> None:
     campaign = make_campaign()
     campaign.submit(1)
     _killed_then_resumed(campaign, point)
 
 
-@pytest.mark.parametrize(
-    "point", AFTER_JOBS_RUN + [pytest.param(p, marks=pytest.mark.slow) for p in LATE_BOUNDARIES]
-)
+@pytest.mark.parametrize("point", AFTER_JOBS_RUN)
 def test_kill_after_jobs_ran_resumes_without_loss(make_campaign, point: str) -> None:
     campaign = make_campaign()
     campaign.submit(1)
@@ -254,7 +250,14 @@ def test_kill_after_jobs_ran_resumes_without_loss(make_campaign, point: str) -> 
 # --- failures, faults, overlap, bad input -------------------------------------------------
 
 
-@pytest.mark.parametrize("point", [None, "poll.after_restart_intent", "poll.after_restart_call"])
+@pytest.mark.parametrize(
+    "point",
+    [
+        None,
+        pytest.param("poll.after_restart_intent", marks=SLOW),
+        pytest.param("poll.after_restart_call", marks=SLOW),
+    ],
+)
 def test_failed_wu_is_restarted_then_fails_the_task(make_campaign, point: str | None) -> None:
     faults = {"faulty_return_rate": 1.0}
     config = SimConfig(send=SEND, max_retries=1, faults=faults)
@@ -289,7 +292,6 @@ def test_simulator_faults_lose_no_work(make_campaign) -> None:
     for _ in range(8):
         if all(r["status"] in ("complete", "error") for r in campaign.queue_rows()):
             break
-        campaign.batch("--unlock")
         result = campaign.batch()
         assert result.returncode in (0, 1), result.stderr[-3000:]  # a step may fail: retried
         # Vanished WUs come back after the project's timeout: jump the simulated clock past it.
@@ -368,3 +370,15 @@ def test_bad_spec_is_refused_at_submit(make_campaign, tmp_path: Path) -> None:
     assert result.returncode == 1
     assert str(bad) in result.stderr and "eq_steps" in result.stderr
     assert campaign.queue_rows() == []
+
+
+def test_staging_through_the_ws_api(make_campaign) -> None:
+    """fahflow not on the WS host: WU files uploaded and results downloaded over HTTPS."""
+    campaign = make_campaign(ws={"staging": "api", "data_dir": None})
+    campaign.submit(1)
+    campaign.run_to_completion()
+    (row,) = campaign.queue_rows()
+    assert row["status"] == "complete", dict(row)
+    campaign.check_invariants()
+    status = campaign.fahflow("status", "--all")
+    assert status.returncode == 0 and "1 done" in status.stdout

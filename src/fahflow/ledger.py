@@ -144,7 +144,9 @@ class TransformationRow:
     created_at: str
 
 
-def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A SQLite connection as fahflow's files use them: autocommit (explicit BEGIN IMMEDIATE for
+    writes), WAL, full fsync, a 60 s busy wait, rows by name."""
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     else:
@@ -167,7 +169,7 @@ class Ledger:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._conn = _connect(self.path)
+        self._conn = connect(self.path)
         self._conn.executescript(_SCHEMA)  # idempotent: CREATE ... IF NOT EXISTS
         with self._write() as db:
             db.execute(
@@ -493,7 +495,7 @@ def actionable_tasks(path: str | Path) -> Actionable:
     path = Path(path)
     if not path.exists():
         return Actionable([], [], {}, frozenset())
-    conn = _connect(path, readonly=True)
+    conn = connect(path, readonly=True)
     try:
         rows = conn.execute(
             "SELECT task_id, transformation_id, state FROM tasks WHERE pushed_at IS NULL "

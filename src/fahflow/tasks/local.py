@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fahflow.errors import LedgerError
-from fahflow.ledger import now
+from fahflow.ledger import connect, now
 from fahflow.tasks.base import ClaimedTask, safe_id
 
 _SCHEMA = """
@@ -54,12 +54,7 @@ class LocalQueue:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=60.0)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA busy_timeout=60000")
+        self._conn = connect(self.path)
         self._conn.executescript(_SCHEMA)
 
     def close(self) -> None:

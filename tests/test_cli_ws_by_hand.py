@@ -135,7 +135,11 @@ def test_by_hand_mistakes_are_named(run, operator, tiny_wu: Path, tmp_path: Path
     # ids are never reused: a second create is refused, and counted once by the WS
     assert run("ws", "create-clone", PROJECT, 0, 0)[0] == 0
     code, _, err = run("ws", "create-clone", PROJECT, 0, 0)
-    assert code == 1 and "may already exist" in err and "HTTP 409" in err
+    assert code == 1 and "it already exists" in err and "HTTP 409" in err
+    assert sim.create_count(PROJECT, 0, 0) == 2  # both calls reached the job; one job exists
+    code, _, err = run("ws", "create-clone", PROJECT, 0, 9)
+    assert code == 1 and "job 5:0:9 was not created: " in err and "clone 9 is out of range" in err
+    assert "already exists" not in err
     code, _, err = run("ws", "create-clone", PROJECT, 0, 0, "--create-form", "sideways")
     assert code == 1 and "--create-form" in err
 

@@ -362,9 +362,12 @@ def create_clone(
         try:
             client.create_clone(project, run, clone)
         except Conflict as exc:
+            why = ""
+            if exc.status == 409:
+                show = f"fahflow ws job {project} {run} {clone}"
+                why = f" (it already exists, and ids are never reused: see `{show}`)"
             raise Conflict(
-                f"job {prcg} was not created (it may already exist; ids are never reused; "
-                f"see `fahflow ws job {project} {run} {clone}`): {exc}",
+                f"job {prcg} was not created{why}: {exc}",
                 method=exc.method, url=exc.url, status=exc.status, body=exc.body,
             ) from None  # fmt: skip
         except TransientError as exc:

@@ -142,3 +142,18 @@ def test_actionable_tasks_leaves_out_work_in_flight_and_pushed(tmp_path: Path) -
 def test_unknown_task_is_an_error(tmp_path: Path) -> None:
     with Ledger(tmp_path / "l.sqlite") as ledger, pytest.raises(LedgerError, match="no Task 'x'"):
         ledger.task("x")
+
+
+def test_tasks_to_settle_are_derived_from_their_wus(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.sqlite") as ledger:
+        for name in ("running", "done", "broken"):
+            _add(ledger, name, tf=name)
+            ledger.set_task_state(name, "created")
+            for wu in ledger.allocate(name, 7):
+                ledger.set_wu(wu, "created", frm=("allocated",))
+        done = ledger.wus("done")
+        for wu in done:
+            ledger.set_wu(wu, "finished", frm=("created",))
+        ledger.set_wu(ledger.wus("broken")[0], "failed", frm=("created",))
+        ledger.set_wu(ledger.wus("running")[0], "finished", frm=("created",))
+        assert ledger.tasks_to_settle() == ["done", "broken"]

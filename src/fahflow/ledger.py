@@ -396,6 +396,20 @@ class Ledger:
         )
         return {row[0]: (row[1], row[2]) for row in rows}
 
+    def tasks_to_settle(self) -> list[str]:
+        """Created Tasks whose WUs are all done, or one of which failed for good.
+
+        Derived from the WU rows, not remembered from the poll that changed them, so a poll
+        killed between recording its WUs and settling their Tasks is settled by the next one.
+        """
+        rows = self._conn.execute(
+            "SELECT task_id FROM tasks t WHERE state = 'created' AND ("
+            " EXISTS (SELECT 1 FROM wus w WHERE w.task_id = t.task_id AND w.state = 'failed')"
+            " OR NOT EXISTS (SELECT 1 FROM wus w WHERE w.task_id = t.task_id"
+            "  AND w.state <> 'finished')) ORDER BY claimed_at"
+        )
+        return [row[0] for row in rows]
+
     def projects_in_flight(self) -> list[int]:
         """PROJECTs with WUs whose outcome the WS has not yet told us."""
         rows = self._conn.execute(

@@ -1,4 +1,4 @@
-"""Step 7: turn a Task's collected globals.csv files into ΔG ± σ (BAR), with a report.
+"""Step 7: turn a Task's collected globals.csv files into ΔG ± σ (BAR).
 
 An analysis that cannot give a number it stands behind (no usable forward/reverse pair) fails
 the Task with the reason instead of failing the batch: a re-run cannot change the data.
@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from fahflow import atomic
 from fahflow.batch.context import BatchContext, write_json
 from fahflow.errors import AnalysisError
 from fahflow.failpoints import failpoint
@@ -18,8 +19,8 @@ logger = logging.getLogger(__name__)
 
 
 def analyze(ctx: BatchContext, task_id: str, collected: Path, out: Path) -> dict[str, Any]:
-    """Analyze the files listed in ``collected``; write the outcome to ``out`` and a report."""
-    from fahflow.analysis.report import analyze_paths, write_report
+    """Analyze the files listed in ``collected``; write the outcome to ``out``."""
+    from fahflow.analysis.report import analyze_paths
 
     settings = ctx.config.analysis
     try:
@@ -31,8 +32,10 @@ def analyze(ctx: BatchContext, task_id: str, collected: Path, out: Path) -> dict
         outcome: dict[str, Any] = {"status": "failed", "reason": f"analysis: {exc}"}
         ctx.ledger.set_task_state(task_id, "failed", reason=outcome["reason"], frm=("finished",))
     else:
-        report = write_report(result, out.parent / "report")
-        outcome = {"status": "ok", "report": str(report), **task_summary(result)}
+        # The full record (every WU, its status, settings, versions); plots and HTML are made per
+        # Transformation by `fahflow results --report`, not for every Task.
+        record = atomic.write_text(out.parent / "analysis.json", result.model_dump_json(indent=1))
+        outcome = {"status": "ok", "analysis": str(record), **task_summary(result)}
         ctx.ledger.set_task_state(task_id, "analyzed", frm=("finished",))
         failpoint("analyze.after_record")
     outcome["task_id"] = task_id

@@ -28,6 +28,8 @@ def poll(ctx: BatchContext, out: Path) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for project in ctx.ledger.projects_in_flight():
         summary[str(project)] = _poll_project(ctx, project)
+    for task_id in ctx.ledger.tasks_to_settle():
+        _settle_task(ctx, task_id)
     write_json(out, summary)
     return summary
 
@@ -42,7 +44,6 @@ def _poll_project(ctx: BatchContext, project: int) -> dict[str, int]:
     failpoint("poll.after_jobs")
     in_flight = {(w.run, w.clone): w for w in ledger.wus_in(project, IN_FLIGHT)}
     counts = {"changed": len(answer.jobs), "finished": 0, "restarted": 0, "failed": 0}
-    touched: set[str] = set()
     progress: list[tuple[WorkUnitRow, str]] = []  # jobs that merely moved on: one transaction
     for job in answer.jobs:
         wu = in_flight.pop((job.run, job.clone), None)
@@ -53,16 +54,12 @@ def _poll_project(ctx: BatchContext, project: int) -> dict[str, int]:
                 progress.append((wu, job.state))
             continue
         _handle(ctx, wu, job, counts)
-        touched.add(wu.task_id)
     ledger.set_ws_states(progress)
     # A restart whose outcome we never recorded (batch killed mid-call): ask for that job.
     for wu in [w for w in in_flight.values() if w.state == "restart_intent"]:
         _handle(ctx, wu, ws.get_job(wu.project, wu.run, wu.clone), counts)
-        touched.add(wu.task_id)
     ledger.set_poll_since(project, answer.ts.isoformat())
     failpoint("poll.after_cursor")
-    for task_id in sorted(touched):
-        _settle_task(ctx, task_id)
     return counts
 
 

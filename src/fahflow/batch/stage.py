@@ -34,7 +34,9 @@ def stage(ctx: BatchContext, task_id: str, manifest_path: Path, out: Path) -> di
     """Allocate PRCG ids for ``task_id``, place its files, mark it staged, write ``out``."""
     manifest = json.loads(manifest_path.read_text())
     wu_dir = manifest_path.parent
-    project = _choose_project(ctx, manifest)
+    # A Transformation stays in the PROJECT its first Task got, even if the config changed since.
+    bound = ctx.ledger.transformation(manifest["transformation_id"]).project
+    project = bound if bound is not None else _choose_project(ctx, manifest)
     _ensure_project(ctx, project)
     wus = ctx.ledger.allocate(task_id, project)
     failpoint("stage.after_allocate")

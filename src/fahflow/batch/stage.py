@@ -70,7 +70,9 @@ def _ensure_project(ctx: BatchContext, project: int) -> None:
     """Create the PROJECT on the WS the first time it is used (PUT is idempotent)."""
     if ctx.ledger.project_ensured(project):
         return
-    settings = next(p for p in ctx.config.projects if p.id == project)
+    settings = next((p for p in ctx.config.projects if p.id == project), None)
+    if settings is None:
+        raise ConfigError(f"projects: PROJECT {project} is in use by the ledger but not configured")
     try:
         ctx.ws.get_project(project)
     except NotFound:

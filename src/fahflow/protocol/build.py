@@ -336,8 +336,8 @@ def build_work_unit(spec: TransformationSpec, out_dir: str | Path, seed: int = 0
         Where ``core.xml``, ``system.xml.bz2``, ``state.xml.bz2`` and ``integrator.xml.bz2`` go;
         each is written atomically, so a killed build leaves no half file.
     seed:
-        Seeds minimization-free preparation dynamics and the starting velocities; same seed,
-        same bytes. Building several starting states (one per RUN) takes different seeds.
+        Seeds the starting velocities and the equilibration noise; same seed, same bytes.
+        Different seeds give different starting states (e.g. one per RUN).
     """
     out = Path(out_dir)
     system, positions = make_system(spec)

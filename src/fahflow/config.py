@@ -194,7 +194,6 @@ class AnalysisSettings(_Section):
 class BatchSettings(_Section):
     max_restarts: int = Field(2, ge=0, description="restarts of a FAILED WU before its Task fails")
     results_dir: Path = Field(Path("results"), description="per-Task outputs of the workflow")
-    keep_batches: int = Field(50, ge=1, description="batch records kept under run/batches")
 
 
 class FahflowConfig(_Section):

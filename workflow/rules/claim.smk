@@ -2,7 +2,7 @@ checkpoint claim:
     output:
         f"{BATCH_DIR}/claim.json",
     log:
-        f"logs/claim/{BATCH}.log",
+        "logs/claim.log",
     conda:
         "../envs/fahflow.yaml"
     params:

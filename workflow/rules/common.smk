@@ -1,7 +1,5 @@
 # Config validation, paths, and the read-only ledger filter that decides what this batch does.
 
-import os
-import time
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -17,9 +15,10 @@ CONFIG_FILE = str(workflow.configfiles[-1])
 SETTINGS = validate_model(config, FahflowConfig, CONFIG_FILE)
 RESULTS = str(SETTINGS.batch.results_dir)
 LEDGER = str(SETTINGS.ledger.path)
-# One folder per batch for its claim and poll records; names sort by start time.
-BATCH = config.get("batch_id") or time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
-BATCH_DIR = str(Path(LEDGER).parent / "batches" / BATCH)
+# The claim and poll records have the same path in every batch (the profile's `forcerun` runs
+# both each time): two batches started together then want the same outputs, and Snakemake's
+# lock refuses the second instead of letting both create and push the same Tasks.
+BATCH_DIR = str(Path(LEDGER).parent / "batch")
 
 
 wildcard_constraints:

@@ -4,7 +4,7 @@ checkpoint poll:
     output:
         f"{BATCH_DIR}/poll.json",
     log:
-        f"logs/poll/{BATCH}.log",
+        "logs/poll.log",
     conda:
         "../envs/fahflow.yaml"
     params:

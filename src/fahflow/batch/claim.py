@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,6 @@ def claim(ctx: BatchContext, out: Path) -> dict[str, Any]:
             logger.error("Task %s rejected: %s", task.key, exc)
             source.push_failure(task.key, f"invalid transformation spec: {exc}")
             rejected.append(task.key)
-    _prune_batches(out.parent.parent, ctx.config.batch.keep_batches)
     summary = {"claimed": recorded, "repaired": [t.task_id for t in repaired], "rejected": rejected}
     write_json(out, summary)
     return summary
@@ -88,12 +86,3 @@ def _record(ctx: BatchContext, task: ClaimedTask) -> None:
         spec_yaml=task.spec_yaml,
         n_wus=spec.wus_per_task,
     )
-
-
-def _prune_batches(batches: Path, keep: int) -> None:
-    """Keep the records of the last ``keep`` batches (their names sort by start time)."""
-    if not batches.is_dir():
-        return
-    old = sorted(p for p in batches.iterdir() if p.is_dir())[:-keep]
-    for path in old:
-        shutil.rmtree(path, ignore_errors=True)

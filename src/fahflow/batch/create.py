@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fahflow.batch.context import BatchContext, write_json
-from fahflow.errors import Conflict, NotFound
+from fahflow.errors import Conflict, LedgerError, NotFound
 from fahflow.failpoints import failpoint
 from fahflow.ledger import WorkUnitRow
 
@@ -25,13 +25,18 @@ def create(ctx: BatchContext, task_id: str, out: Path) -> dict[str, Any]:
     outcomes: dict[str, str] = {}
     for wu in ctx.ledger.wus(task_id):
         if wu.state == "allocated":
-            ctx.ledger.set_wu(wu, "create_intent", frm=("allocated",))
+            if not ctx.ledger.set_wu(wu, "create_intent", frm=("allocated",)):
+                outcomes[wu.prcg] = "taken by another process"
+                continue
             failpoint("create.after_intent")
             outcomes[wu.prcg] = _create(ctx, wu, check_first=False)
         elif wu.state == "create_intent":
             outcomes[wu.prcg] = _create(ctx, wu, check_first=True)
         else:
             outcomes[wu.prcg] = "already created"
+    pending = [w.prcg for w in ctx.ledger.wus(task_id) if w.state in ("allocated", "create_intent")]
+    if pending:
+        raise LedgerError(f"Task {task_id}: WUs {pending} not confirmed yet; the next batch checks")
     ctx.ledger.set_task_state(task_id, "created", frm=("staged",))
     failpoint("create.before_record")
     record = {"task_id": task_id, "jobs": outcomes}

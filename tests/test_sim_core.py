@@ -14,7 +14,7 @@ from fahflow.errors import ConfigError
 from fahflow.sim.core import CoreXml, FaultyWorkUnit, run_core
 from fahflow.sim.tinywu import core_xml, make_tiny_wu
 
-REAL_CORE_GLOBALS = Path("/work/shared/fixtures/globals-real-core.csv")
+REAL_CORE_GLOBALS = Path(__file__).parent / "data" / "globals-real-core.csv"
 
 
 def test_globals_layout_rows_and_outputs(tiny_wu: Path, tmp_path: Path) -> None:

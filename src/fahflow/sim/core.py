@@ -3,7 +3,7 @@
 Reads ``core.xml`` and the serialized System/State/Integrator, runs ``numSteps`` steps and writes
 what the real core returns: ``globals.csv`` in the core's layout, ``science.log`` and the final
 ``checkpointState.xml.bz2``. Layout of globals.csv (verified against a real core file, see
-``/work/shared/fixtures/globals-real-core.csv``): ``Step,Time`` (Time in ps, the State's clock),
+``tests/data/globals-real-core.csv``): ``Step,Time`` (Time in ps, the State's clock),
 then the context parameters sorted by name, then every integrator global variable sorted by name;
 one row at step 0, every ``globalVarFreq`` steps, and at the last step; numbers to 15 significant
 digits. A NaN energy or an OpenMMException makes the WU a faulty return (:class:`FaultyWorkUnit`).

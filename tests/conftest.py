@@ -23,6 +23,9 @@ Other engineers' tests use these; names and behaviour stay stable.
 ``make_csr``
     Factory ``make_csr(email) -> KeyAndCsr`` (``.key``, ``.key_pem``, ``.csr_pem``): a fresh
     RSA key and a CSR with CN = ``email``.
+``run``
+    ``run(*args) -> (exit_code, stdout, stderr)`` of the real ``fahflow`` entry point, with the
+    ``FAHFLOW_*`` connection variables cleared and wide rich tables.
 ``tiny_wu``
     A directory holding a tiny real WU (``core.xml`` + ``system``/``state``/``integrator``
     ``.xml.bz2``; 125 atoms, 1000 steps, globals every 100 steps), fresh per test.
@@ -162,3 +165,20 @@ def _tiny_wu_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def tiny_wu(_tiny_wu_template: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(_tiny_wu_template, tmp_path / "tiny-wu"))
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """``run(*args) -> (exit_code, stdout, stderr)`` of the real console entry point."""
+    from fahflow.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")  # rich tables: no wrapping in the assertions
+    for name in ("FAHFLOW_WS_URL", "FAHFLOW_CERT", "FAHFLOW_KEY", "FAHFLOW_CA", "FAHFLOW_AS_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+    def invoke(*args: object) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke

@@ -10,32 +10,15 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 
-from fahflow.cli import main
 from fahflow.ws.models import JobState
 
 EMAIL = "me@example.org"
 PROJECT = 5
 RUN_FILES = ("core.xml", "system.xml.bz2", "state.xml.bz2", "integrator.xml.bz2")
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
-    """``run(*args) -> (exit_code, stdout, stderr)`` of the real console entry point."""
-    monkeypatch.setenv("COLUMNS", "200")  # rich tables: no wrapping in the assertions
-    for name in ("FAHFLOW_WS_URL", "FAHFLOW_CERT", "FAHFLOW_KEY", "FAHFLOW_CA", "FAHFLOW_AS_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-    def invoke(*args: Any) -> tuple[int, str, str]:
-        code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
 
 
 @pytest.fixture

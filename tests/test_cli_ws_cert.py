@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import stat
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import click
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from fahflow.cli import cli, main
+from fahflow.cli import cli
 from fahflow.ws import certs
 from fahflow.ws.client import WorkServerClient
 from fahflow.ws.models import JobState, ProjectData
@@ -21,21 +20,6 @@ from fahflow.ws.models import JobState, ProjectData
 EMAIL = "operator@example.org"
 PROJECT = 90001
 RUN_FILES = ("core.xml", "system.xml.bz2", "state.xml.bz2", "integrator.xml.bz2")
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
-    """``run(*args) -> (exit_code, stdout, stderr)`` of the real console entry point."""
-    monkeypatch.setenv("COLUMNS", "200")  # rich tables: no wrapping in the assertions
-    for name in ("FAHFLOW_WS_URL", "FAHFLOW_CERT", "FAHFLOW_KEY", "FAHFLOW_CA", "FAHFLOW_AS_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-    def invoke(*args: Any) -> tuple[int, str, str]:
-        code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fahflow.errors import LedgerError
-from fahflow.ledger import connect, now
+from fahflow.ledger import connect, now, transaction
 from fahflow.tasks.base import ClaimedTask, safe_id
 
 _SCHEMA = """
@@ -67,21 +67,16 @@ class LocalQueue:
         tf = transformation_id_for(name, spec_yaml)
         keys = [f"{tf[:24]}-{uuid.uuid4().hex[:12]}" for _ in range(n_tasks)]
         stamp = now()
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._conn.execute(
+        with transaction(self._conn) as db:
+            db.execute(
                 "INSERT OR IGNORE INTO transformations VALUES (?, ?, ?, ?)",
                 (tf, name, spec_yaml, stamp),
             )
-            self._conn.executemany(
+            db.executemany(
                 "INSERT INTO tasks (key, transformation_id, status, submitted_at) "
                 "VALUES (?, ?, 'waiting', ?)",
                 [(key, tf, stamp) for key in keys],
             )
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
         return keys
 
     def _task(self, row: sqlite3.Row) -> ClaimedTask:
@@ -132,19 +127,14 @@ class LocalQueue:
         self, key: str, status: str, *, result_json: str | None = None, error: str | None = None
     ) -> bool:
         self.get(key)  # an unknown key is an error, not a silent no-op
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._conn) as db:
             # Every call is counted, so tests can assert the workflow pushed each outcome once.
-            self._conn.execute("UPDATE tasks SET pushes = pushes + 1 WHERE key = ?", (key,))
-            changed = self._conn.execute(
+            db.execute("UPDATE tasks SET pushes = pushes + 1 WHERE key = ?", (key,))
+            changed = db.execute(
                 "UPDATE tasks SET status = ?, result_json = ?, error = ?, finished_at = ? "
                 "WHERE key = ? AND status IN ('waiting', 'claimed')",
                 (status, result_json, error, now(), key),
             ).rowcount
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
         return changed == 1
 
     def has_outcome(self, key: str) -> bool:

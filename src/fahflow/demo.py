@@ -72,10 +72,18 @@ def run_demo(
         send=config.ws.send, seed=int(settings.get("seed", 0)), faults=settings.get("faults", {})
     )
     port = int(config.ws.url.rsplit(":", 1)[1].split("/")[0])
-    with Simulator(
+    sim = Simulator(
         config.ws.data_dir, port=port, volunteers=int(settings.get("volunteers", 2)),
         config=sim_config,
-    ) as sim:  # fmt: skip
+    )  # fmt: skip
+    try:
+        sim.start()
+    except OSError as exc:
+        raise ConfigError(
+            f"{config_path}: cannot serve the simulator on port {port} ({exc.strerror}): is "
+            "another demo or `fahflow sim serve` running?"
+        ) from None
+    with sim:
         if isinstance(config.ws.ca, Path) and config.ws.ca.resolve() != sim.ca_path.resolve():
             raise ConfigError(f"{config_path}: ws.ca must be the simulator's CA {sim.ca_path}")
         ensure_identity(sim, config)

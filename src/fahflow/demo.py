@@ -10,6 +10,7 @@ a job on the simulated WS to change state instead of sleeping a fixed time.
 from __future__ import annotations
 
 import logging
+import math
 import subprocess
 import time
 from collections.abc import Sequence
@@ -107,9 +108,32 @@ def run_demo(
                 break
             _await_change(sim, config)
         console.rule("results")
-        print_results(config_path, report_dir=config.batch.results_dir / "report", console=console)
+        rows = print_results(
+            config_path, report_dir=config.batch.results_dir / "report", console=console
+        )
+        _compare_with_references(rows)
         console.print(f"report: {config.batch.results_dir / 'report'}/<transformation>/index.html")
     return status
+
+
+def _compare_with_references(rows: list[dict]) -> None:
+    """What the bundled examples should give, next to what this run gave."""
+    for row in rows:
+        if "Delta_f_kT" not in row:
+            continue
+        name, dg, sigma = row["transformation"], row["Delta_f_kT"], row["sigma_kT"]
+        if name == "harmonic":
+            exact = 6 * math.log(2)  # 4 oscillators × 3/2 × ln(K1/K0 = 4)
+            console.print(
+                f"harmonic: ΔF = {dg:.2f} ± {sigma:.2f} kT; exact {exact:.3f} kT "
+                f"({abs(dg - exact) / sigma:.1f} σ away)"
+            )
+        elif name == "water":
+            hyd, hyd_sigma = -row["Delta_f_kcal_per_mol"], row["sigma_kcal_per_mol"]
+            console.print(
+                f"water: the estimate is ΔG(decouple), so ΔG_hyd = {hyd:.2f} ± {hyd_sigma:.2f} "
+                f"kcal/mol; TIP3P reference about -6.3 kcal/mol"
+            )
 
 
 def _await_change(sim: Simulator, config: FahflowConfig, timeout_s: float = 600) -> None:

@@ -10,7 +10,6 @@ a job on the simulated WS to change state instead of sleeping a fixed time.
 from __future__ import annotations
 
 import logging
-import math
 import subprocess
 import time
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from fahflow.campaign import print_results, print_status, submit_spec, task_rows
 from fahflow.config import FahflowConfig, load_config
 from fahflow.errors import CertificateError, ConfigError
 from fahflow.ledger import Ledger
-from fahflow.protocol.spec import example_path
+from fahflow.protocol.spec import example_path, load_spec
 from fahflow.sim import SimConfig, Simulator
 from fahflow.ws import certs
 
@@ -123,7 +122,7 @@ def _compare_with_references(rows: list[dict]) -> None:
             continue
         name, dg, sigma = row["transformation"], row["Delta_f_kT"], row["sigma_kT"]
         if name == "harmonic":
-            exact = 6 * math.log(2)  # 4 oscillators × 3/2 × ln(K1/K0 = 4)
+            exact = load_spec(example_path("harmonic")).exact_delta_f_kT()
             console.print(
                 f"harmonic: ΔF = {dg:.2f} ± {sigma:.2f} kT; exact {exact:.3f} kT "
                 f"({abs(dg - exact) / sigma:.1f} σ away)"

@@ -262,6 +262,11 @@ class Ledger:
             args = states
         return [TaskRow(**row) for row in self._conn.execute(query + " ORDER BY claimed_at", args)]
 
+    def source_keys(self, source: str) -> set[str]:
+        """The source's keys of every Task the ledger knows from ``source``."""
+        rows = self._conn.execute("SELECT source_key FROM tasks WHERE source = ?", (source,))
+        return {row[0] for row in rows}
+
     def transformation(self, transformation_id: str) -> TransformationRow:
         row = self._conn.execute(
             "SELECT * FROM transformations WHERE transformation_id = ?", (transformation_id,)

@@ -29,7 +29,7 @@ def claim(ctx: BatchContext, out: Path) -> dict[str, Any]:
     renew_certificate(ctx)
     service = ctx.config.tasks.service_id
     source = ctx.source
-    known = {t.source_key for t in ctx.ledger.tasks() if t.source == source.name}
+    known = ctx.ledger.source_keys(source.name)
     repaired = [source.get(key) for key in sorted(source.claimed_keys(service) - known)]
     new = source.claim(service, ctx.config.tasks.claim_max)
     failpoint("claim.after_source_claim")
@@ -58,9 +58,7 @@ def renew_certificate(ctx: BatchContext) -> bool:
     from fahflow.ws import certs
     from fahflow.ws.client import AssignmentServerClient
 
-    verify = str(ws.ca) if isinstance(ws.ca, Path) else ws.ca
-    cert_pair = (str(ws.cert), str(ws.key))
-    with AssignmentServerClient(ws.as_url, cert=cert_pair, verify=verify) as as_client:
+    with AssignmentServerClient(ws.as_url, **ctx.tls) as as_client:
         try:
             return certs.renew_if_needed(ws.cert, ws.key, as_client, ws.renew_below)
         except TransientError as exc:

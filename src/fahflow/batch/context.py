@@ -38,13 +38,21 @@ class BatchContext:
     def source(self) -> TaskSource:
         return open_source(self.config)
 
+    @property
+    def tls(self) -> dict[str, Any]:
+        """``cert=`` and ``verify=`` for a WS or AS client, from the config."""
+        ws = self.config.ws
+        return {
+            "cert": (str(ws.cert), str(ws.key)),
+            "verify": str(ws.ca) if isinstance(ws.ca, Path) else ws.ca,
+        }
+
     @functools.cached_property
     def ws(self) -> WorkServerClient:
         ws = self.config.ws
         return WorkServerClient(
             ws.url,
-            cert=(str(ws.cert), str(ws.key)),
-            verify=str(ws.ca) if isinstance(ws.ca, Path) else ws.ca,
+            **self.tls,
             timeout=ws.timeout_s,
             retries=ws.retries,
             create_form=ws.create_form,

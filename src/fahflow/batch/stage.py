@@ -40,10 +40,14 @@ def stage(ctx: BatchContext, task_id: str, manifest_path: Path, out: Path) -> di
     _ensure_project(ctx, project)
     wus = ctx.ledger.allocate(task_id, project)
     failpoint("stage.after_allocate")
+    clone_dirs = [ctx.task_dir(task_id) / "clones" / f"RUN{w.run}-CLONE{w.clone}" for w in wus]
+    _write_clone_files(
+        wu_dir,
+        [(d, seed_for(task_id, w.idx)) for d, w in zip(clone_dirs, wus, strict=True)],
+        manifest,
+    )
     placed: list[str] = []
-    for wu in wus:
-        clone_dir = ctx.task_dir(task_id) / "clones" / f"RUN{wu.run}-CLONE{wu.clone}"
-        _write_clone_files(wu_dir, clone_dir, seed_for(task_id, wu.idx), manifest)
+    for wu, clone_dir in zip(wus, clone_dirs, strict=True):
         placed += _place(ctx, wu, wu_dir, clone_dir)
         failpoint("stage.after_place")
     ctx.ledger.set_task_state(task_id, "staged", frm=("claimed",))
@@ -94,9 +98,15 @@ def _ensure_project(ctx: BatchContext, project: int) -> None:
     ctx.ledger.mark_project_ensured(project)
 
 
-def _write_clone_files(wu_dir: Path, out_dir: Path, seed: int, manifest: dict[str, Any]) -> None:
-    """This CLONE's State (velocities drawn with ``seed``) and Integrator (seeded with ``seed``)."""
-    if all((out_dir / name).exists() for name in PER_CLONE_FILES):
+def _write_clone_files(
+    wu_dir: Path, clones: list[tuple[Path, int]], manifest: dict[str, Any]
+) -> None:
+    """Each CLONE's State (velocities drawn with its seed) and Integrator (seeded with it).
+
+    The Transformation's files are read and one Context is made per Task, not per CLONE.
+    """
+    todo = [(d, seed) for d, seed in clones if not all((d / n).exists() for n in PER_CLONE_FILES)]
+    if not todo:
         return
     import openmm  # only staging and building need OpenMM
     from openmm import unit
@@ -107,23 +117,24 @@ def _write_clone_files(wu_dir: Path, out_dir: Path, seed: int, manifest: dict[st
         )
 
     system, state, integrator = (load(n) for n in ("system.xml.bz2", *PER_CLONE_FILES))
-    integrator.setRandomNumberSeed(seed)
     # Only velocities change; the CPU platform recomputes forces and energy for the State fast.
     context = openmm.Context(
         system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("CPU")
     )
     try:
-        context.setState(state)
-        context.setVelocitiesToTemperature(manifest["temperature_K"] * unit.kelvin, seed)
-        new_state = context.getState(
-            getPositions=True, getVelocities=True, getForces=True, getEnergy=True,
-            getParameters=True, enforcePeriodicBox=False,
-        )  # fmt: skip
+        for out_dir, seed in todo:
+            context.setState(state)
+            context.setVelocitiesToTemperature(manifest["temperature_K"] * unit.kelvin, seed)
+            new_state = context.getState(
+                getPositions=True, getVelocities=True, getForces=True, getEnergy=True,
+                getParameters=True, enforcePeriodicBox=False,
+            )  # fmt: skip
+            integrator.setRandomNumberSeed(seed)
+            for name, obj in (("state.xml.bz2", new_state), ("integrator.xml.bz2", integrator)):
+                data = bz2.compress(openmm.XmlSerializer.serialize(obj).encode())
+                atomic.write_bytes(out_dir / name, data)
     finally:
         del context
-    for name, obj in (("state.xml.bz2", new_state), ("integrator.xml.bz2", integrator)):
-        data = bz2.compress(openmm.XmlSerializer.serialize(obj).encode())
-        atomic.write_bytes(out_dir / name, data)
 
 
 def _place(ctx: BatchContext, wu: WorkUnitRow, wu_dir: Path, clone_dir: Path) -> list[str]:

@@ -7,6 +7,9 @@ leaf so that tests and callers can tell failures apart without parsing messages.
 
 from __future__ import annotations
 
+import errno
+import os
+from pathlib import Path
 from typing import Any
 
 
@@ -82,3 +85,77 @@ class InsufficientWorkError(AnalysisError):
 
 class NotConvergedError(AnalysisError):
     """The estimator did not converge."""
+
+
+class StorageError(FahflowError, OSError):
+    """A file fahflow needs could not be written or read: full disk, read-only or foreign
+    directory, a corrupt or misplaced database. The message names the path and what to do.
+
+    Also an :class:`OSError`, so code that already handles ``OSError`` keeps working. Build one
+    with :meth:`from_os_error` or :meth:`from_sqlite_error`, which turn the system's words
+    ("No space left on device", "file is not a database") into advice for an operator.
+    """
+
+    def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else Path(path)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    @classmethod
+    def from_os_error(
+        cls, exc: OSError, path: str | os.PathLike[str] | None = None, *, action: str = "use"
+    ) -> StorageError:
+        """``exc`` as one line naming the file (``path``, else the error's own filename) and
+        what to do; ``action`` is the verb of "cannot <action> <path>"."""
+        if isinstance(exc, StorageError):
+            return exc
+        where = path if path is not None else exc.filename
+        target = str(where) if where is not None else "a file"
+        code = exc.errno
+        if code in (errno.ENOSPC, errno.EDQUOT):
+            advice = f"free space on its filesystem (df -h {_folder(target)}) and run again"
+            reason = "no space left on device"
+        elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+            advice = f"make {_folder(target)} writable by this user, or configure another path"
+            reason = "read-only file system" if code == errno.EROFS else "permission denied"
+        elif code == errno.EISDIR:
+            reason, advice = "is a directory", "give the path of a file, not of a folder"
+        elif code == errno.EIO:
+            reason, advice = "I/O error", "check the disk (dmesg, df -h) and run again"
+        else:
+            reason = exc.strerror or type(exc).__name__
+            advice = "check the path and run again"
+        error = cls(f"cannot {action} {target}: {reason}: {advice}", path=where)
+        error.errno = code
+        return error
+
+    @classmethod
+    def from_sqlite_error(cls, exc: Exception, path: str | os.PathLike[str]) -> StorageError:
+        """A ``sqlite3`` error about the database file itself, naming it and what to do."""
+        text = str(exc)
+        lowered = text.lower()
+        if "not a database" in lowered or "malformed" in lowered:
+            advice = (
+                "it is corrupt or not a SQLite file: move it aside and restore it from a backup "
+                "(never delete a ledger: its PRCG ids must never be reused)"
+            )
+        elif "full" in lowered:
+            advice = f"the disk is full: free space (df -h {_folder(path)}) and run again"
+        elif "disk i/o" in lowered:
+            advice = (
+                f"check free space and the disk (df -h {_folder(path)}, dmesg) and that the "
+                "folder is writable, then run again"
+            )
+        elif "readonly" in lowered or "read-only" in lowered:
+            advice = f"make {path} and {_folder(path)} writable by this user"
+        elif "unable to open" in lowered:
+            advice = f"check that {_folder(path)} exists, is a folder and is writable"
+        else:
+            advice = "check the file and run again"
+        return cls(f"database {path}: {text}: {advice}", path=path)
+
+
+def _folder(path: str | os.PathLike[str]) -> str:
+    return str(Path(path).parent)

@@ -247,3 +247,55 @@ def test_garbage_step_far_out_is_schedule_mismatch(tmp_path: Path, real_lines: l
     wu = parse_globals(write(tmp_path, "\n".join([*real_lines, garbage]) + "\n"))
     assert wu.status is WorkUnitStatus.SCHEDULE_MISMATCH
     assert "implies" in wu.reason
+
+
+def test_nan_inside_a_leg_makes_that_work_unusable_and_names_the_row(
+    tmp_path: Path, real_lines: list[str]
+) -> None:
+    # Step 375000 is in the middle of the forward leg (250000..500000); the leg's end reads a
+    # number again, but the sum over the leg is not to be trusted. File line 17 is that row.
+    wu = parse_globals(write(tmp_path, with_field(real_lines, 375_000, "protocol_work", "nan")))
+    assert wu.status is WorkUnitStatus.NAN
+    assert wu.cycles[0].w_F is None
+    assert wu.cycles[0].w_R == pytest.approx(GOLDEN_W_R, abs=1e-3)
+    assert "forward leg (steps 250000..500000) at step 375000 (line 17)" in wu.reason
+    assert real_lines[16].startswith("375000,")
+
+
+def test_nan_outside_the_legs_is_noted(tmp_path: Path, real_lines: list[str]) -> None:
+    # Step 625000 is in the equilibration at lambda=1, between the legs: no work uses it.
+    wu = parse_globals(write(tmp_path, with_field(real_lines, 625_000, "protocol_work", "nan")))
+    assert wu.status is WorkUnitStatus.OK
+    assert wu.cycles[0].w_F == pytest.approx(GOLDEN_W_F, abs=1e-3)
+    assert any("outside the switching legs at step 625000 (line 27)" in n for n in wu.notes)
+
+
+def test_rows_out_of_order_are_put_back_in_order_and_noted(
+    tmp_path: Path, real_lines: list[str]
+) -> None:
+    header, rows = real_lines[0], real_lines[1:]
+    swapped = [*rows[:9], rows[10], rows[9], *rows[11:]]  # steps 250000 and 225000 swapped
+    wu = parse_globals(write(tmp_path, "\n".join([header, *swapped]) + "\n"))
+    assert wu.status is WorkUnitStatus.OK, wu.reason
+    assert wu.cycles[0].w_F == pytest.approx(GOLDEN_W_F, abs=1e-3)
+    (note,) = [n for n in wu.notes if "out of step order" in n]
+    assert "line 12 (step 225000 after 250000)" in note
+
+
+def test_resume_after_a_header_is_not_out_of_order(tmp_path: Path, real_lines: list[str]) -> None:
+    header, rows = real_lines[0], real_lines[1:]
+    wu = parse_globals(write(tmp_path, "\n".join([header, *rows[:20], header, *rows[15:]]) + "\n"))
+    assert not any("out of step order" in n for n in wu.notes)
+
+
+def test_work_beyond_the_plausible_bound_is_implausible(tmp_path: Path) -> None:
+    path = write(tmp_path, globals_csv_text([(1.0, -1.0), (4.0e6, -2.0)]))
+    wu = parse_globals(path)
+    assert wu.status is WorkUnitStatus.IMPLAUSIBLE
+    assert [c.status for c in wu.cycles] == [WorkUnitStatus.OK, WorkUnitStatus.IMPLAUSIBLE]
+    assert wu.cycles[1].w_F == pytest.approx(4.0e6)  # the value is kept, for the record
+    assert "|w_F| = 4e+06 kT beyond the plausible bound 10000 kT" in wu.reason
+    assert [c.w_F for c in wu.ok_cycles()] == pytest.approx([1.0])
+    assert parse_globals(path, max_abs_work_kT=None).status is WorkUnitStatus.OK
+    assert parse_globals(path, max_abs_work_kT=1e7).status is WorkUnitStatus.OK
+    assert parse_globals(REAL, max_abs_work_kT=150.0).status is WorkUnitStatus.IMPLAUSIBLE

@@ -93,7 +93,7 @@ def test_report_files(result: AnalysisResult, tmp_path: Path) -> None:
     out = json_path.parent
     assert json_path.name == "result.json"
     data = json.loads(json_path.read_text())
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["settings"]["seed"] == 3 and data["settings"]["n_bootstrap"] == 1000
     assert {"pymbar", "numpy", "fahflow", "python"} <= set(data["versions"])
     assert len(data["work_units"]) == N_CLONES + 5
@@ -169,3 +169,64 @@ def test_identical_works_report_zero_error(tmp_path: Path) -> None:
     assert result.status_counts == {"ok": 12}
     out = write_report(result, tmp_path / "report").parent
     assert (out / "bootstrap.png").exists() and (out / "work_distributions.png").exists()
+
+
+def test_an_unbelievable_work_is_classified_not_averaged_in(tmp_path: Path) -> None:
+    # Too few pairs for the outlier score, the others nearly identical: only the bound catches it.
+    for clone in range(4):
+        put(tmp_path / "in", clone, globals_csv_text([(5.0 + 0.01 * clone, -4.0 - 0.01 * clone)]))
+    put(tmp_path / "in", 9, globals_csv_text([(4.0e6, -4.0)]))
+    result = analyze_paths([tmp_path / "in"], n_bootstrap=100)
+    assert result.status_counts == {"ok": 4, "implausible": 1}
+    assert result.n_pairs == 4
+    assert result.estimate.Delta_f_kT < 10.0
+    bad = {wu.key.source: wu for wu in result.work_units}["P17000/R0/C9/G0"]
+    assert "|w_F| = 4e+06 kT beyond the plausible bound 10000 kT" in bad.reason
+    assert any("1 pair(s) implausible (|W| > 10000 kT), excluded" in w for w in result.warnings)
+    assert result.settings.max_abs_work_kT == 1e4
+    loose = analyze_paths([tmp_path / "in"], n_bootstrap=0, max_abs_work_kT=None)
+    assert loose.n_pairs == 5 and loose.settings.max_abs_work_kT is None
+
+
+def test_only_unbelievable_works_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put(tmp_path / "in", 0, globals_csv_text([(4.0e6, -4.0e6)]))
+    with pytest.raises(InsufficientWorkError, match=r"1 implausible"):
+        analyze_paths([tmp_path / "in"])
+    assert main(["analyze", str(tmp_path / "in"), "--out", str(tmp_path / "out")]) == 1
+    assert "implausible" in capsys.readouterr().err
+    loose = ["analyze", str(tmp_path / "in"), "--out", str(tmp_path / "out2")]
+    assert main([*loose, "--max-abs-work", "1e7"]) == 0
+
+
+def test_notes_reach_result_json_works_csv_and_the_page(tmp_path: Path) -> None:
+    lines = (DATA / "globals-real-core.csv").read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    put(tmp_path / "in", 0, "\n".join([header, *rows[:9], rows[10], rows[9], *rows[11:]]) + "\n")
+    for clone in range(1, 4):
+        put(tmp_path / "in", clone, (DATA / "globals-real-core.csv").read_text())
+    result = analyze_paths([tmp_path / "in"], n_bootstrap=0)
+    assert any("1 WU(s) have notes" in w and "out of step order" in w for w in result.warnings)
+    out = write_report(result, tmp_path / "report").parent
+    data = json.loads((out / "result.json").read_text())
+    (noted,) = [wu for wu in data["work_units"] if wu["notes"]]
+    assert "line 12 (step 225000 after 250000)" in noted["notes"][0]
+    assert "line 12 (step 225000 after 250000)" in (out / "index.html").read_text()
+    assert "out of step order" in (out / "works.csv").read_text()
+
+
+def test_cli_prints_the_estimates_warnings_and_significant_sigma(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Three CLONEs with nearly identical works: sigma is a few 1e-3 kT, fewer than 10 pairs.
+    for clone in range(3):
+        put(tmp_path / "in", clone, globals_csv_text([(1.0 + 0.001 * clone, -1.0)]))
+    code = main(["analyze", str(tmp_path / "in"), "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "warning: only 3 work pair(s): errors are rough" in out
+    assert "± 0.00 " not in out and "± 0.000 " not in out
+    sigma = json.loads((tmp_path / "out" / "result.json").read_text())["estimate"]["sigma_kT"]
+    assert 0 < sigma < 0.005
+    assert f"± {sigma:.2g}" in out

@@ -19,8 +19,9 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from fahflow.analysis.numbers import value_sigma_text
 from fahflow.config import FahflowConfig, load_config
-from fahflow.errors import ConfigError, InsufficientWorkError
+from fahflow.errors import AnalysisError, ConfigError
 from fahflow.ledger import Ledger
 from fahflow.tasks import LocalQueue
 
@@ -101,7 +102,7 @@ def print_status(
         return
     table = Table("Task", "Transformation", "Step", "WUs done", "Restarts", "ΔG / kT", "Reason")
     for r in shown[:200] if not show_all else shown:
-        dg = "" if r["Delta_f_kT"] is None else f"{r['Delta_f_kT']:.2f} ± {r['sigma_kT']:.2f}"
+        dg = "" if r["Delta_f_kT"] is None else value_sigma_text(r["Delta_f_kT"], r["sigma_kT"])
         table.add_row(
             r["task"], r["transformation"], r["step"], r["wus"], str(r["restarts"]), dg, r["reason"]
         )
@@ -144,7 +145,7 @@ def transformation_results(config: FahflowConfig, *, report_dir: Path | None = N
                     n_bootstrap=config.analysis.bootstrap,
                     seed=config.analysis.seed,
                 )
-            except InsufficientWorkError as exc:
+            except AnalysisError as exc:  # no pair, or BAR found no solution
                 entry["error"] = str(exc)
             else:
                 dg, sigma = fe.to_kcal_per_mol()
@@ -155,6 +156,7 @@ def transformation_results(config: FahflowConfig, *, report_dir: Path | None = N
                     Delta_f_kcal_per_mol=dg,
                     sigma_kcal_per_mol=sigma,
                     temperature_K=fe.temperature_K,
+                    warnings=fe.diagnostics.warnings,
                 )
         if report_dir is not None and results:
             entry["report"] = str(_write_report(config, tf, report_dir))
@@ -176,7 +178,13 @@ def _write_report(config: FahflowConfig, transformation_id: str, report_dir: Pat
     finally:
         ledger.close()
     dirs = [config.batch.results_dir / "tasks" / t / "globals" for t in tasks]
-    result = analyze_paths(dirs, n_bootstrap=config.analysis.bootstrap, seed=config.analysis.seed)
+    settings = config.analysis
+    result = analyze_paths(
+        dirs,
+        n_bootstrap=settings.bootstrap,
+        seed=settings.seed,
+        max_abs_work_kT=settings.max_abs_work_kT,
+    )
     return write_report(result, report_dir / transformation_id)
 
 
@@ -194,20 +202,50 @@ def print_results(
         fields = sorted({k for r in rows for k in r})
         writer = csv.DictWriter(buffer, fieldnames=fields)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(
+            {**r, "warnings": "; ".join(r["warnings"])} if "warnings" in r else r for r in rows
+        )
         console.out(buffer.getvalue(), end="")
     else:
-        table = Table("Transformation", "Tasks done/failed/open", "Cycles", "ΔG / kT",
-                      "ΔG / kcal/mol", "Report")  # fmt: skip
-        for r in rows:
-            has = "Delta_f_kT" in r
-            table.add_row(
-                r["transformation"],
-                f"{r['tasks_done']}/{r['tasks_failed']}/{r['tasks_open']}",
-                str(r.get("n_cycles", "")),
-                f"{r['Delta_f_kT']:.2f} ± {r['sigma_kT']:.2f}" if has else r.get("error", ""),
-                f"{r['Delta_f_kcal_per_mol']:.2f} ± {r['sigma_kcal_per_mol']:.2f}" if has else "",
-                r.get("report", ""),
-            )
-        console.print(table)
+        console.print(results_table(rows))
+        print_result_notes(console, rows)
     return rows
+
+
+def results_table(rows: list[dict]) -> Table:
+    """ΔG ± σ per Transformation, narrow enough for 80 columns with the names whole.
+
+    σ has two significant figures (never ``± 0.00`` for a small nonzero σ). Report paths and
+    warnings are long and go under the table (:func:`print_result_notes`). The numbers never
+    wrap; a name that does not fit beside them folds onto further lines, every character kept,
+    rather than being cut to ``Transforma…``.
+    """
+    title = "ΔG per Transformation (BAR, σ = max(bootstrap, analytical))"
+    table = Table(title=title, show_edge=False)  # the outer border costs 2 of the 80 columns
+    table.add_column("Transformation", overflow="fold", min_width=len("Transformation"))
+    table.add_column("Tasks done/\nfailed/open", justify="right", no_wrap=True)
+    table.add_column("Cycles", justify="right", no_wrap=True)
+    table.add_column("ΔG / kT", justify="right", no_wrap=True)
+    table.add_column("ΔG / kcal/mol", justify="right", no_wrap=True)
+    for r in rows:
+        has = "Delta_f_kT" in r
+        table.add_row(
+            r["transformation"],
+            f"{r['tasks_done']}/{r['tasks_failed']}/{r['tasks_open']}",
+            str(r.get("n_cycles", "")),
+            value_sigma_text(r["Delta_f_kT"], r["sigma_kT"]) if has else "",
+            value_sigma_text(r["Delta_f_kcal_per_mol"], r["sigma_kcal_per_mol"]) if has else "",
+        )
+    return table
+
+
+def print_result_notes(console: Console, rows: list[dict]) -> None:
+    """Under the results table: each estimate's warnings, errors and report paths, whole."""
+    for r in rows:
+        name = r["transformation"]
+        if "error" in r:
+            console.print(f"error: {name}: {r['error']}", markup=False, highlight=False)
+        for message in r.get("warnings", []):
+            console.print(f"warning: {name}: {message}", markup=False, highlight=False)
+        if "report" in r:
+            console.print(f"report: {name}: {r['report']}", markup=False, highlight=False)

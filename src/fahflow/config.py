@@ -189,6 +189,12 @@ class LedgerSettings(_Section):
 class AnalysisSettings(_Section):
     bootstrap: int = Field(1000, ge=0, description="whole-CLONE bootstrap samples")
     seed: int = Field(0, description="seed of the bootstrap")
+    max_abs_work_kT: float = Field(
+        1.0e4,
+        gt=0,
+        description="a pair with |W_f| or |W_r| above this (kT) is implausible: classified, "
+        "reported and left out of the estimate",
+    )
 
 
 class BatchSettings(_Section):

@@ -89,8 +89,8 @@ class FreeEnergyResult(_Model):
 
     ``dDelta_f_kT`` is BAR's analytical error, which assumes independent pairs;
     ``dDelta_f_bootstrap_kT`` and ``ci_low_kT``/``ci_high_kT`` (percentile interval at
-    ``confidence``) come from resampling whole CLONEs. :attr:`sigma_kT` picks the bootstrap one
-    when it exists.
+    ``confidence``) come from resampling whole CLONEs. :attr:`sigma_kT`, the error to quote, is
+    the larger of the two (the analytical one where there is no bootstrap).
     """
 
     Delta_f_kT: float
@@ -346,7 +346,8 @@ def additional_cycles(sigma_kT: float, n_pairs: int, target_sigma_kT: float) -> 
 def _exp(other_estimators: Any, w: NDArray[np.float64], sign: float) -> ExpEstimate:
     if np.ptp(w) == 0:
         return ExpEstimate(Delta_f_kT=0.0 + sign * float(w[0]), dDelta_f_kT=0.0)
-    result = other_estimators.exp(w)
+    with np.errstate(all="ignore"):  # see _point_estimate
+        result = other_estimators.exp(w)
     return ExpEstimate(
         Delta_f_kT=0.0 + sign * float(result["Delta_f"]), dDelta_f_kT=float(result["dDelta_f"])
     )
@@ -360,7 +361,10 @@ def _point_estimate(
         # Every term of BAR's equation is the same: Delta_f = (w_F - w_R) / 2, no spread at all.
         return float(w_F[0] - w_R[0]) / 2, 0.0 if w_F.size > 1 else math.nan
     try:
-        result = other_estimators.bar(w_F, w_R)
+        # pymbar's error formula divides 0 by 0 for disjoint work distributions; the NaN error
+        # that results is reported ("n/a"), the RuntimeWarning on stderr would only alarm.
+        with np.errstate(all="ignore"):
+            result = other_estimators.bar(w_F, w_R)
     except Exception as exc:  # pymbar raises its own BoundsError/ConvergenceError
         raise NotConvergedError(f"pymbar BAR failed on {w_F.size} pairs: {exc}") from exc
     delta, error = float(result["Delta_f"]), float(result["dDelta_f"])

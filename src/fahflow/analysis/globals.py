@@ -21,6 +21,14 @@ What the real core writes, and what this parser does about it:
   went on to finish the WU);
 * ``\\r\\n`` line endings and NUL padding after a crash are tolerated;
 * a truncated last line (fewer fields than the header) is dropped and noted;
+* rows whose steps go backwards without a new header are put back in step order and noted, naming
+  the lines;
+* ``protocol_work`` NaN or infinite at any row of a switching leg, not only at its ends, makes
+  that leg's work unusable (``nan``, naming the step and line): the value at the end of the leg is
+  a sum over the whole leg, and a NaN inside it says the trajectory blew up even where a later
+  row reads as a number again. A NaN outside the legs (in an equilibration phase) is noted;
+* a work whose magnitude exceeds ``max_abs_work_kT`` is ``implausible``: no real switching leg
+  does that much work (see :data:`DEFAULT_MAX_ABS_WORK_KT`);
 * a needed row that is missing makes the cycle ``truncated`` when the file stops before it and
   ``schedule_mismatch`` when later rows exist (``globalVarFreq`` does not divide the leg lengths).
 
@@ -55,6 +63,20 @@ LAMBDA_TOLERANCE = 1e-3
 KT_RELATIVE_TOLERANCE = 1e-4
 """Relative kT difference (0.03 K at 300 K) below which two temperatures are the same."""
 
+DEFAULT_MAX_ABS_WORK_KT = 1.0e4
+"""Largest |W_f| or |W_r| (kT) believed by default; a work beyond it is ``implausible``.
+
+A work is ΔG plus the dissipated work. The dissipation of a real NEQ switch of a protein-ligand
+system is a few hundred kT, a few thousand at the very most for very short legs; the ΔG part of
+a hybrid-topology leg (valence and intramolecular terms of the dummy atoms) reaches a few hundred
+kT (the real-core fixture reads 153.8 kT). 10⁴ kT stays a factor of a few above both, and is
+still far below what a blown-up trajectory leaves (10⁵ kT and more). The robust outlier score
+cannot replace it: with few pairs it does not run and with near-identical pairs it cannot scale.
+"""
+
+MAX_LISTED_ROWS = 5
+"""Rows named in one note or reason; more are counted."""
+
 _PRCG_PATH = re.compile(
     r"PROJ(\d+)[/\\]RUN(\d+)[/\\]CLONE(\d+)[/\\]results(\d+)[/\\][^/\\]+$",
 )
@@ -71,6 +93,7 @@ class WorkUnitStatus(enum.StrEnum):
     TRUNCATED = "truncated"
     SCHEDULE_MISMATCH = "schedule_mismatch"
     NAN = "nan"
+    IMPLAUSIBLE = "implausible"
     OUTLIER = "outlier"
     UNREADABLE = "unreadable"
 
@@ -79,10 +102,11 @@ class WorkUnitStatus(enum.StrEnum):
 _SEVERITY = {
     WorkUnitStatus.UNREADABLE: 0,
     WorkUnitStatus.NAN: 1,
-    WorkUnitStatus.SCHEDULE_MISMATCH: 2,
-    WorkUnitStatus.TRUNCATED: 3,
-    WorkUnitStatus.OUTLIER: 4,
-    WorkUnitStatus.OK: 5,
+    WorkUnitStatus.IMPLAUSIBLE: 2,
+    WorkUnitStatus.SCHEDULE_MISMATCH: 3,
+    WorkUnitStatus.TRUNCATED: 4,
+    WorkUnitStatus.OUTLIER: 5,
+    WorkUnitStatus.OK: 6,
 }
 
 
@@ -207,6 +231,8 @@ class _Rows:
         self.values: dict[int, tuple[float, ...]] = {}
         self.has_lambda = True
         self.notes: list[str] = []
+        # step -> line of the kept row whose protocol_work is NaN or infinite
+        self.nan_work_lines: dict[int, int] = {}
 
 
 def _unreadable(key: WorkUnitKey, path: Path, reason: str) -> WorkUnitWorks:
@@ -224,6 +250,8 @@ def _read_rows(text: str) -> _Rows | str:
     duplicates = malformed = unparsable = 0
     last_number = max((n for n, line in enumerate(lines, start=1) if line.strip()), default=0)
     last_kept = False
+    previous_step: int | None = None  # of the last row since the last header
+    backwards: list[tuple[int, int, int]] = []  # (line, step, step of the row before it)
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -238,6 +266,7 @@ def _read_rows(text: str) -> _Rows | str:
             indices = tuple(names.index(c) for c in REQUIRED_COLUMNS[1:])
             lambda_index = names.index("lambda") if "lambda" in names else None
             rows.has_lambda = rows.has_lambda and lambda_index is not None
+            previous_step = None  # a resume re-writes from its checkpoint: going back is expected
             continue
         if not header_width:
             return f"line {number} comes before any 'Step,...' header line"
@@ -263,7 +292,14 @@ def _read_rows(text: str) -> _Rows | str:
                 unparsable += 1
         if step in rows.values:
             duplicates += 1
+        if previous_step is not None and step < previous_step:
+            backwards.append((number, step, previous_step))
+        previous_step = step
         rows.values[step] = tuple(values)
+        if math.isfinite(values[4]):
+            rows.nan_work_lines.pop(step, None)
+        else:
+            rows.nan_work_lines[step] = number
         last_kept = number == last_number
     if not header_width:
         return "no 'Step,...' header line"
@@ -273,9 +309,29 @@ def _read_rows(text: str) -> _Rows | str:
         rows.notes.append(f"{malformed} malformed line(s) dropped")
     if unparsable:
         rows.notes.append(f"{unparsable} unparsable number(s) read as NaN")
+    if backwards:
+        rows.notes.append(_backwards_note(backwards))
     if not ends_with_newline and last_kept:
         rows.notes.append("no newline after the last row (kept: all its fields are present)")
     return rows
+
+
+def _backwards_note(backwards: list[tuple[int, int, int]]) -> str:
+    """Note naming the rows whose step is below the row before them (no header in between).
+
+    Keying rows by step puts them back in order, which is sound: a step's values do not depend
+    on where the line sits in the file, and a step written twice is handled (and noted) as a
+    duplicate either way.
+    """
+    shown = ", ".join(
+        f"line {line} (step {step} after {before})"
+        for line, step, before in backwards[:MAX_LISTED_ROWS]
+    )
+    more = len(backwards) - MAX_LISTED_ROWS
+    return (
+        f"{len(backwards)} row(s) out of step order without a new header, put back in step "
+        f"order: {shown}{f' and {more} more' if more > 0 else ''}"
+    )
 
 
 def _schedule(
@@ -310,7 +366,14 @@ def _schedule(
     return schedule, WorkUnitStatus.OK, ""
 
 
-def _cycle(rows: _Rows, schedule: Schedule, cycle: int, kT: float, last_step: int) -> CycleWorks:
+def _cycle(
+    rows: _Rows,
+    schedule: Schedule,
+    cycle: int,
+    kT: float,
+    last_step: int,
+    max_abs_work_kT: float | None,
+) -> CycleWorks:
     """Work pair of one cycle, or the reason it has none."""
     steps = schedule.leg_steps(cycle)
     for step in steps:
@@ -336,17 +399,60 @@ def _cycle(rows: _Rows, schedule: Schedule, cycle: int, kT: float, last_step: in
                     status=WorkUnitStatus.SCHEDULE_MISMATCH,
                     reason=f"lambda={lam:g} at step {step}, expected {want:g}",
                 )
-    w_F = (f1[4] - f0[4]) / kT
-    w_R = (r1[4] - r0[4]) / kT
-    if not (math.isfinite(w_F) and math.isfinite(w_R)):
+    w_F, nan_F = _leg_work(rows, "forward", steps[0], steps[1], f1[4] - f0[4], kT)
+    w_R, nan_R = _leg_work(rows, "reverse", steps[2], steps[3], r1[4] - r0[4], kT)
+    if w_F is None or w_R is None:
         return CycleWorks(
             cycle=cycle,
-            w_F=w_F if math.isfinite(w_F) else None,
-            w_R=w_R if math.isfinite(w_R) else None,
+            w_F=w_F,
+            w_R=w_R,
             status=WorkUnitStatus.NAN,
-            reason="protocol_work is NaN or infinite at a leg boundary",
+            reason="; ".join(p for p in (nan_F, nan_R) if p),
+        )
+    unbelievable = _unbelievable(w_F, w_R, max_abs_work_kT)
+    if unbelievable:
+        return CycleWorks(
+            cycle=cycle, w_F=w_F, w_R=w_R, status=WorkUnitStatus.IMPLAUSIBLE, reason=unbelievable
         )
     return CycleWorks(cycle=cycle, w_F=w_F, w_R=w_R)
+
+
+def _leg_work(
+    rows: _Rows, leg: str, start: int, end: int, delta_kJ_per_mol: float, kT: float
+) -> tuple[float | None, str]:
+    """``(work in kT, "")``, or ``(None, why)``: NaN/infinite protocol_work at a row of the leg.
+
+    protocol_work accumulates over the leg, so its value at the end is only as good as every
+    row before it; a NaN inside the leg is a blown-up trajectory even if the end reads a number.
+    """
+    bad = sorted((s, line) for s, line in rows.nan_work_lines.items() if start <= s <= end)
+    work = delta_kJ_per_mol / kT
+    if not bad and math.isfinite(work):
+        return work, ""
+    where = ", ".join(f"step {s} (line {line})" for s, line in bad[:MAX_LISTED_ROWS])
+    more = len(bad) - MAX_LISTED_ROWS
+    where += f" and {more} more" if more > 0 else ""
+    return None, (
+        f"protocol_work is NaN or infinite in the {leg} leg (steps {start}..{end})"
+        + (f" at {where}" if where else "")
+    )
+
+
+def _unbelievable(w_F: float, w_R: float, max_abs_work_kT: float | None) -> str:
+    """Why a pair is not believable (a work beyond ``max_abs_work_kT`` in size), or ``""``."""
+    if max_abs_work_kT is None:
+        return ""
+    too_big = [
+        f"|{name}| = {abs(w):.4g} kT"
+        for name, w in (("w_F", w_F), ("w_R", w_R))
+        if abs(w) > max_abs_work_kT
+    ]
+    if not too_big:
+        return ""
+    return (
+        f"{' and '.join(too_big)} beyond the plausible bound {max_abs_work_kT:g} kT "
+        "(max_abs_work_kT): a blown-up or corrupted trajectory, not a real switching work"
+    )
 
 
 def parse_globals(
@@ -356,6 +462,7 @@ def parse_globals(
     cycles_per_wu: int | None = None,
     expected_schedule: Schedule | None = None,
     temperature_K: float | None = None,
+    max_abs_work_kT: float | None = DEFAULT_MAX_ABS_WORK_KT,
 ) -> WorkUnitWorks:
     """Read one globals.csv into per-cycle (W_f, W_r) in kT, classified; never raises on content.
 
@@ -373,6 +480,8 @@ def parse_globals(
     temperature_K : float, optional
         The configured temperature (K); a file whose kT disagrees is logged as a warning and
         noted. The file's kT is used regardless.
+    max_abs_work_kT : float or None, default :data:`DEFAULT_MAX_ABS_WORK_KT`
+        A cycle with ``|W_f|`` or ``|W_r|`` above this (kT) is ``implausible``; None: no bound.
 
     Returns
     -------
@@ -430,9 +539,31 @@ def parse_globals(
         return wu
     if cycles_per_wu and last_step > cycles_per_wu * per_cycle:
         wu.notes.append(f"rows beyond the {cycles_per_wu} expected cycle(s) ignored")
-    wu.cycles = [_cycle(rows, schedule, c, kT, last_step) for c in range(n_cycles)]
+    wu.cycles = [_cycle(rows, schedule, c, kT, last_step, max_abs_work_kT) for c in range(n_cycles)]
+    if rows.nan_work_lines:
+        _note_nan_outside_legs(wu, rows, schedule, n_cycles)
     wu.refresh_status()
     return wu
+
+
+def _note_nan_outside_legs(wu: WorkUnitWorks, rows: _Rows, schedule: Schedule, n: int) -> None:
+    """Note NaN protocol_work rows that no leg uses (equilibration phases, rows beyond the WU).
+
+    They change no work, but a NaN is never passed over in silence.
+    """
+    legs = [schedule.leg_steps(c) for c in range(n)]
+    outside = sorted(
+        (step, line)
+        for step, line in rows.nan_work_lines.items()
+        if not any(f0 <= step <= f1 or r0 <= step <= r1 for f0, f1, r0, r1 in legs)
+    )
+    if outside:
+        shown = ", ".join(f"step {s} (line {line})" for s, line in outside[:MAX_LISTED_ROWS])
+        more = len(outside) - MAX_LISTED_ROWS
+        wu.notes.append(
+            f"protocol_work NaN or infinite outside the switching legs at {shown}"
+            f"{f' and {more} more' if more > 0 else ''} (no work uses these rows)"
+        )
 
 
 def _warn_temperature(wu: WorkUnitWorks, temperature_K: float) -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from html import escape
 
-from fahflow.analysis.report import AnalysisResult, sigma_text
+from fahflow.analysis.numbers import sigma_text, value_sigma_text
+from fahflow.analysis.report import AnalysisResult
 
 MAX_LISTED_FAILURES = 200
-"""Failed WUs listed on the page; all of them are in result.json and works.csv."""
+"""Failed WUs (and, apart, WUs with notes) listed on the page; all are in result.json."""
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em; max-width: 60em; }
@@ -37,13 +38,28 @@ def render_index(result: AnalysisResult, images: dict[str, str]) -> str:
         else "n/a"
     )
     summary = [
-        ("ΔG (BAR)", f"{e.Delta_f_kT:.3f} ± {sigma_text(e.sigma_kT)} kT"),
-        ("ΔG", f"{kJ:.3f} ± {sigma_text(dkJ)} kJ/mol"),
-        ("ΔG", f"{kcal:.3f} ± {sigma_text(dkcal)} kcal/mol"),
+        (
+            "ΔG (BAR; σ the larger of bootstrap and analytical)",
+            f"{value_sigma_text(e.Delta_f_kT, e.sigma_kT)} kT",
+        ),
+        ("ΔG", f"{value_sigma_text(kJ, dkJ)} kJ/mol"),
+        ("ΔG", f"{value_sigma_text(kcal, dkcal)} kcal/mol"),
         ("analytical σ", f"{sigma_text(e.dDelta_f_kT)} kT"),
+        (
+            "bootstrap σ",
+            "n/a"
+            if e.dDelta_f_bootstrap_kT is None
+            else f"{sigma_text(e.dDelta_f_bootstrap_kT)} kT",
+        ),
         (f"bootstrap {e.confidence:.0%} interval ({e.n_bootstrap} resamples)", ci),
-        ("EXP forward", f"{e.exp_forward.Delta_f_kT:.3f} ± {e.exp_forward.dDelta_f_kT:.3f} kT"),
-        ("EXP reverse", f"{e.exp_reverse.Delta_f_kT:.3f} ± {e.exp_reverse.dDelta_f_kT:.3f} kT"),
+        (
+            "EXP forward",
+            f"{value_sigma_text(e.exp_forward.Delta_f_kT, e.exp_forward.dDelta_f_kT)} kT",
+        ),
+        (
+            "EXP reverse",
+            f"{value_sigma_text(e.exp_reverse.Delta_f_kT, e.exp_reverse.dDelta_f_kT)} kT",
+        ),
         ("pairs / CLONEs", f"{result.n_pairs} / {e.n_groups}"),
         ("temperature (from the files' kT)", f"{result.temperature_K:.2f} K"),
         ("overlap", f"{e.diagnostics.overlap:.3f}"),
@@ -68,6 +84,13 @@ def render_index(result: AnalysisResult, images: dict[str, str]) -> str:
         for wu in failures[:MAX_LISTED_FAILURES]
     )
     more = len(failures) - MAX_LISTED_FAILURES
+    noted = [wu for wu in result.work_units if wu.notes]
+    note_rows = "\n".join(
+        f"<tr><td>{escape(wu.key.source)}</td><td>{escape(wu.status.value)}</td>"
+        f"<td>{'<br>'.join(escape(n) for n in wu.notes)}</td></tr>"
+        for wu in noted[:MAX_LISTED_FAILURES]
+    )
+    more_noted = len(noted) - MAX_LISTED_FAILURES
     figures = "\n".join(
         f'<h2>{escape(title)}</h2>\n<img src="{escape(name)}" alt="{escape(title)}">'
         for title, name in images.items()
@@ -92,6 +115,10 @@ def render_index(result: AnalysisResult, images: dict[str, str]) -> str:
 <table><tr><th>WU</th><th>status</th><th>reason</th></tr>
 {failure_rows}</table>
 {f"<p>… and {more} more in result.json.</p>" if more > 0 else ""}
+<h2>Notes (rows repaired or passed over)</h2>
+<table><tr><th>WU</th><th>status</th><th>notes</th></tr>
+{note_rows}</table>
+{f"<p>… and {more_noted} more in result.json.</p>" if more_noted > 0 else ""}
 <h2>Settings</h2><table>{settings}</table>
 <h2>Versions</h2><table>{versions}</table>
 </body></html>

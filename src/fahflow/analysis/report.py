@@ -8,8 +8,6 @@ row per cycle), the PNG plots and an ``index.html`` that loads nothing from the 
 
 from __future__ import annotations
 
-import logging
-import math
 import os
 import platform
 import statistics
@@ -24,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from fahflow.analysis.estimate import FreeEnergyResult, bar_estimate
 from fahflow.analysis.globals import (
+    DEFAULT_MAX_ABS_WORK_KT,
     KT_RELATIVE_TOLERANCE,
     Schedule,
     WorkUnitStatus,
@@ -36,10 +35,11 @@ from fahflow.analysis.units import KCAL_PER_KJ, kT_kJ_per_mol, temperature_K_fro
 from fahflow.atomic import write_text
 from fahflow.errors import InsufficientWorkError
 
-logger = logging.getLogger(__name__)
+SCHEMA_VERSION = 2
+"""Bumped on any change of ``result.json`` that a reader must know about.
 
-SCHEMA_VERSION = 1
-"""Bumped on any change of ``result.json`` that a reader must know about."""
+2: the status ``implausible`` and ``settings.max_abs_work_kT``.
+"""
 
 _VERSIONED_PACKAGES = ("fahflow", "numpy", "pymbar", "pandas", "pydantic", "matplotlib")
 
@@ -52,6 +52,7 @@ class AnalysisSettings(BaseModel):
     seed: int | None
     confidence: float
     outlier_z: float | None
+    max_abs_work_kT: float | None = None
     cycles_per_wu: int | None
     expected_schedule: Schedule | None
     target_sigma_kcal_per_mol: float | None
@@ -130,6 +131,30 @@ def _file_temperature(
     return temperature_K
 
 
+def _set_aside_warnings(
+    work_units: Sequence[WorkUnitWorks], max_abs_work_kT: float | None
+) -> list[str]:
+    """Warnings for what the parser set aside or repaired: implausible works and noted WUs."""
+    warnings = []
+    implausible = [
+        (wu, c) for wu in work_units for c in wu.cycles if c.status is WorkUnitStatus.IMPLAUSIBLE
+    ]
+    if implausible:
+        wu, cycle = implausible[0]
+        warnings.append(
+            f"{len(implausible)} pair(s) implausible (|W| > {max_abs_work_kT:g} kT), excluded; "
+            f"first: {wu.key.source} cycle {cycle.cycle}: w_F={cycle.w_F:.4g}, "
+            f"w_R={cycle.w_R:.4g} kT"
+        )
+    noted = [wu for wu in work_units if wu.notes]
+    if noted:
+        warnings.append(
+            f"{len(noted)} WU(s) have notes (rows repaired or passed over); first: "
+            f"{noted[0].key.source}: {noted[0].notes[0]} (all in work_units[].notes)"
+        )
+    return warnings
+
+
 def analyze_paths(
     paths: Sequence[str | os.PathLike[str]],
     temperature_K: float | None = None,
@@ -138,6 +163,7 @@ def analyze_paths(
     *,
     confidence: float = 0.95,
     outlier_z: float | None = DEFAULT_THRESHOLD,
+    max_abs_work_kT: float | None = DEFAULT_MAX_ABS_WORK_KT,
     cycles_per_wu: int | None = None,
     expected_schedule: Schedule | None = None,
     target_sigma_kcal_per_mol: float | None = 0.1,
@@ -160,6 +186,9 @@ def analyze_paths(
         Level of the bootstrap interval.
     outlier_z : float or None, default 20
         Robust-z threshold above which a pair is an ``outlier`` (None: no check).
+    max_abs_work_kT : float or None, default 1e4
+        Bound on ``|W_f|`` and ``|W_r|`` (kT) beyond which a pair is ``implausible`` (None: no
+        bound); see :data:`~fahflow.analysis.globals.DEFAULT_MAX_ABS_WORK_KT`.
     cycles_per_wu : int, optional
         Cycles each WU was asked for (detects files cut at a cycle boundary).
     expected_schedule : Schedule, optional
@@ -170,6 +199,9 @@ def analyze_paths(
     Returns
     -------
     AnalysisResult
+        ``warnings`` holds everything a reader must know before quoting the number (pairs set
+        aside, repaired rows, the estimate's own diagnostics); they are returned, not logged, so
+        that each caller shows them once, where its user looks.
 
     Raises
     ------
@@ -183,12 +215,16 @@ def analyze_paths(
         raise InsufficientWorkError(f"no globals.csv under {', '.join(map(str, paths))}")
     work_units = [
         parse_globals(
-            path, key=key, cycles_per_wu=cycles_per_wu, expected_schedule=expected_schedule
+            path,
+            key=key,
+            cycles_per_wu=cycles_per_wu,
+            expected_schedule=expected_schedule,
+            max_abs_work_kT=max_abs_work_kT,
         )
         for path, key in found
     ]
     work_units.sort(key=lambda wu: wu.key.sort_key)
-    warnings: list[str] = []
+    warnings = _set_aside_warnings(work_units, max_abs_work_kT)
     n_outliers = mark_outliers(work_units, outlier_z)
     if n_outliers:
         warnings.append(f"{n_outliers} pair(s) marked outlier (robust z > {outlier_z:g})")
@@ -204,8 +240,6 @@ def analyze_paths(
     if n_failed:
         warnings.append(f"{n_failed} of {len(work_units)} WUs are not ok (see work_units)")
     file_temperature_K = _file_temperature(usable, temperature_K, warnings)
-    for message in warnings:
-        logger.warning("%s", message)
     w_F, w_R, groups = paired_works(usable)
     target_sigma_kT = None
     if target_sigma_kcal_per_mol is not None:
@@ -230,6 +264,7 @@ def analyze_paths(
             seed=seed,
             confidence=confidence,
             outlier_z=outlier_z,
+            max_abs_work_kT=max_abs_work_kT,
             cycles_per_wu=cycles_per_wu,
             expected_schedule=expected_schedule,
             target_sigma_kcal_per_mol=target_sigma_kcal_per_mol,
@@ -261,6 +296,7 @@ def _write_works_csv(result: AnalysisResult, path: Path) -> Path:
                     "w_R_kT": None if cycle is None else cycle.w_R,
                     "status": (wu.status if cycle is None else cycle.status).value,
                     "reason": wu.reason if cycle is None else cycle.reason,
+                    "notes": "; ".join(wu.notes),
                     "path": wu.path,
                 }
             )
@@ -293,8 +329,3 @@ def write_report(result: AnalysisResult, out_dir: str | os.PathLike[str]) -> Pat
     _write_works_csv(result, out / "works.csv")
     write_text(out / "index.html", render_index(result, images))
     return write_text(out / "result.json", result.model_dump_json(indent=1))
-
-
-def sigma_text(value: float) -> str:
-    """``0.123`` or ``n/a`` for an undefined error."""
-    return "n/a" if not math.isfinite(value) else f"{value:.3f}"

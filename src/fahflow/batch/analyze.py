@@ -25,13 +25,18 @@ def analyze(ctx: BatchContext, task_id: str, collected: Path, out: Path) -> dict
     settings = ctx.config.analysis
     try:
         result = analyze_paths(
-            [collected.parent / "globals"], n_bootstrap=settings.bootstrap, seed=settings.seed
+            [collected.parent / "globals"],
+            n_bootstrap=settings.bootstrap,
+            seed=settings.seed,
+            max_abs_work_kT=settings.max_abs_work_kT,
         )
     except AnalysisError as exc:
         logger.error("Task %s: analysis failed: %s", task_id, exc)
         outcome: dict[str, Any] = {"status": "failed", "reason": f"analysis: {exc}"}
         ctx.ledger.set_task_state(task_id, "failed", reason=outcome["reason"], frm=("finished",))
     else:
+        for message in result.warnings:  # analyze_paths returns them; the batch log shows them
+            logger.warning("Task %s: %s", task_id, message)
         # The full record (every WU, its status, settings, versions); plots and HTML are made per
         # Transformation by `fahflow results --report`, not for every Task.
         record = atomic.write_text(out.parent / "analysis.json", result.model_dump_json(indent=1))

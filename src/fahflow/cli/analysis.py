@@ -8,20 +8,23 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from fahflow.analysis.globals import DEFAULT_MAX_ABS_WORK_KT
+from fahflow.analysis.numbers import value_sigma_text
 from fahflow.analysis.outliers import DEFAULT_THRESHOLD
-from fahflow.analysis.report import AnalysisResult, analyze_paths, sigma_text, write_report
+from fahflow.analysis.report import AnalysisResult, analyze_paths, write_report
 
 
 def _table(result: AnalysisResult) -> Table:
     estimate = result.estimate
     kcal, dkcal = estimate.to_kcal_per_mol()
-    table = Table(title=f"ΔG at {result.temperature_K:.2f} K (BAR, whole-CLONE bootstrap σ)")
+    # σ is the larger of the whole-CLONE bootstrap and the analytical error (FreeEnergyResult).
+    table = Table(title=f"ΔG at {result.temperature_K:.2f} K (BAR, σ = max(bootstrap, analytical))")
     for column in ("ΔG / kT", "ΔG / kcal/mol", "pairs", "CLONEs", "WUs not ok"):
         table.add_column(column, justify="right")
     not_ok = sum(n for s, n in result.status_counts.items() if s != "ok")
     table.add_row(
-        f"{estimate.Delta_f_kT:.3f} ± {sigma_text(estimate.sigma_kT)}",
-        f"{kcal:.3f} ± {sigma_text(dkcal)}",
+        value_sigma_text(estimate.Delta_f_kT, estimate.sigma_kT),
+        value_sigma_text(kcal, dkcal),
         str(result.n_pairs),
         str(estimate.n_groups),
         str(not_ok),
@@ -68,6 +71,14 @@ def _table(result: AnalysisResult) -> Table:
     help="Robust z above which a work pair is an outlier.",
 )
 @click.option(
+    "--max-abs-work",
+    "max_abs_work_kT",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_MAX_ABS_WORK_KT,
+    show_default=True,
+    help="Bound on |W_f| and |W_r| in kT; a pair beyond it is implausible and left out.",
+)
+@click.option(
     "--target-sigma",
     "target_sigma_kcal_per_mol",
     type=click.FloatRange(min=0, min_open=True),
@@ -83,12 +94,15 @@ def analyze(
     seed: int,
     cycles_per_wu: int | None,
     outlier_z: float,
+    max_abs_work_kT: float,
     target_sigma_kcal_per_mol: float,
 ) -> None:
     """Estimate ΔG of one transformation from the globals.csv files under RESULTS_DIR...
 
     Directories are searched recursively; the PRCG of each file comes from its
-    PROJ*/RUN*/CLONE*/results*/ path. Prints ΔG ± σ and writes the report to --out.
+    PROJ*/RUN*/CLONE*/results*/ path. Prints ΔG ± σ, then every warning a reader must see
+    before quoting the number (pairs left out, repaired rows, poor overlap, few pairs), and
+    writes the report to --out.
     """
     result = analyze_paths(
         results_dirs,
@@ -96,12 +110,22 @@ def analyze(
         n_bootstrap=n_bootstrap,
         seed=seed,
         outlier_z=outlier_z,
+        max_abs_work_kT=max_abs_work_kT,
         cycles_per_wu=cycles_per_wu,
         target_sigma_kcal_per_mol=target_sigma_kcal_per_mol,
     )
     report = write_report(result, out_dir)
-    Console().print(_table(result))
+    console = Console()
+    console.print(_table(result))
+    print_warnings(console, result.warnings)
     click.echo(f"report: {report.parent / 'index.html'}", err=True)
+
+
+def print_warnings(console: Console, warnings: list[str]) -> None:
+    """Each warning on its own line under the table, wrapped, never cut (``markup`` off: the
+    text quotes file names and values that may hold brackets)."""
+    for message in warnings:
+        console.print(f"warning: {message}", markup=False, highlight=False)
 
 
 COMMANDS: list[click.Command] = [analyze]

@@ -1,0 +1,88 @@
+"""`fahflow results` rendering: σ with significant figures, whole names at 80 columns, warnings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from rich.console import Console
+
+from fahflow.analysis.synthetic import crooks_gaussian_works
+from fahflow.campaign import print_results
+from fahflow.tasks import LocalQueue
+
+REPO = Path(__file__).resolve().parents[1]
+LONG_NAME = "benzene-to-toluene-in-complex-leg-replica-3"  # 43 characters, no space to wrap at
+
+
+def config_for(tmp_path: Path) -> Path:
+    data = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    data["tasks"]["local"]["path"] = str(tmp_path / "queue.sqlite")
+    data["ledger"]["path"] = str(tmp_path / "ledger.sqlite")
+    data["analysis"]["bootstrap"] = 100
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def complete_task(queue: LocalQueue, name: str, w_F: list[float], w_R: list[float]) -> None:
+    (key,) = queue.submit(name, f"name: {name}\n", 1)
+    queue.claim("test", 1)
+    works = [
+        {"key": f"P1/R0/C{i}/G0/cycle0", "group": f"P1/R0/C{i}", "w_F_kT": f, "w_R_kT": r}
+        for i, (f, r) in enumerate(zip(w_F, w_R, strict=True))
+    ]
+    assert queue.push_result(key, {"temperature_K": 300.0, "works": works})
+
+
+@pytest.fixture()
+def campaign(tmp_path: Path) -> Path:
+    config = config_for(tmp_path)
+    queue = LocalQueue(tmp_path / "queue.sqlite")
+    try:
+        # Nearly identical works: σ is a few 1e-3 kT, which "± 0.00" used to hide; 3 pairs only.
+        complete_task(queue, LONG_NAME, [1.000, 1.001, 1.002], [-1.0, -1.0, -1.0])
+        w_F, w_R = crooks_gaussian_works(40, 2.0, 1.0, np.random.default_rng(0))
+        complete_task(queue, "harmonic", w_F.tolist(), w_R.tolist())
+    finally:
+        queue.close()
+    return config
+
+
+def render(config: Path, fmt: str = "table") -> tuple[str, list[dict]]:
+    console = Console(width=80, record=True, color_system=None)
+    rows = print_results(config, fmt=fmt, console=console)
+    return console.export_text(), rows
+
+
+def test_table_keeps_names_whole_and_sigma_significant_at_80_columns(campaign: Path) -> None:
+    text, rows = render(campaign)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in text
+    # The name may fold over several lines of its cell, but every character is there, in order.
+    first_column = "".join(line.split("│")[0].strip() for line in lines if "│" in line)
+    assert LONG_NAME + "harmonic" in first_column
+    small = next(r for r in rows if r["transformation"] == LONG_NAME)
+    assert 0 < small["sigma_kT"] < 0.005
+    assert f"± {small['sigma_kT']:.2g}" in text
+    assert "± 0.00 " not in text and "± 0.00\n" not in text
+
+
+def test_table_prints_the_estimates_warnings(campaign: Path) -> None:
+    text, rows = render(campaign)
+    small = next(r for r in rows if r["transformation"] == LONG_NAME)
+    assert "only 3 work pair(s): errors are rough" in small["warnings"]
+    words = " ".join(text.split())  # the console wraps long lines
+    assert f"warning: {LONG_NAME}: only 3 work pair(s): errors are rough" in words
+
+
+def test_json_and_csv_carry_the_warnings(campaign: Path) -> None:
+    text, _ = render(campaign, "json")
+    by_name = {r["transformation"]: r for r in json.loads(text)}
+    assert any("only 3 work pair(s)" in w for w in by_name[LONG_NAME]["warnings"])
+    csv_text, _ = render(campaign, "csv")
+    assert "only 3 work pair(s)" in csv_text and "['" not in csv_text

@@ -61,3 +61,57 @@ def test_bad_values_name_file_key_and_value(tmp_path: Path, change, message: str
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("text", ["false", "no", "off", "Off", "0", "'0'", "'off'", "null", "''"])
+def test_tls_verification_cannot_be_switched_off(tmp_path: Path, text: str) -> None:
+    """Issue 8 item 2: every spelling of "off" is refused, naming the key and what to set."""
+    path = tmp_path / "config.yaml"
+    lines = (REPO / "config" / "config.yaml").read_text().splitlines()
+    lines = [f"  ca: {text}" if line.startswith("  ca:") else line for line in lines]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match=r"ws\.ca: .*cannot be turned off.*CA bundle") as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_tls_verification_accepts_a_bundle_or_the_system_cas(tmp_path: Path) -> None:
+    config = _base()
+    config["ws"]["ca"] = True
+    assert load_config(_write(tmp_path, config)).ws.ca is True
+    config["ws"]["ca"] = "run/sim/ca/ca.pem"
+    assert load_config(_write(tmp_path, config)).ws.ca == Path("run/sim/ca/ca.pem")
+
+
+def test_schema_admits_no_false_for_ca() -> None:
+    ca = json_schema()["$defs"]["WorkServerSettings"]["properties"]["ca"]
+    booleans = [branch for branch in ca["anyOf"] if branch.get("type") == "boolean"]
+    assert booleans == [{"const": True, "type": "boolean"}]
+
+
+def test_not_yaml_names_file_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("ws:\n  url: https://x\n  send: [a,\nprojects: {\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}, line ")
+    assert "column" in message and "not valid YAML" in message
+    assert "\n" not in message and "<unicode string>" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "the file is empty"),
+        ("# only a comment\n", "the file is empty"),
+        ("- ws\n- projects\n", "expected a mapping of settings .* got a list"),
+        ("just words\n", "expected a mapping of settings .* got a str"),
+    ],
+)
+def test_empty_or_non_mapping_config_is_named(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: ")

@@ -24,7 +24,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
-from urllib3.exceptions import InsecureRequestWarning
 
 from fahflow.atomic import write_bytes
 from fahflow.errors import (
@@ -724,9 +723,12 @@ def test_expired_certificate_is_refused_by_the_simulator(sim, make_identity):
         ws.list_projects()
 
 
-def test_switching_verification_off_is_never_silent(server, operator, caplog):
-    with caplog.at_level("WARNING", logger="fahflow.ws.client"):
-        ws = WorkServerClient(server.url, cert=operator, verify=False)
-    assert "verification is OFF" in caplog.text
-    with pytest.warns(InsecureRequestWarning):
-        assert ws.list_project_files(1) == []
+@pytest.mark.parametrize("verify", [False, None, 0, ""])
+def test_verification_cannot_be_switched_off(server, operator, verify):
+    """Issue 8 item 2: no value turns TLS verification off, and it cannot be changed later."""
+    for cls in (WorkServerClient, AssignmentServerClient):
+        with pytest.raises(ConfigError, match=r"cannot be turned off .*CA bundle"):
+            cls(server.url, cert=operator, verify=verify)
+    ws = WorkServerClient(server.url, cert=operator, verify=True)
+    with pytest.raises(AttributeError):
+        ws.verify = False

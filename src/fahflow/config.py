@@ -38,25 +38,57 @@ def validation_message(source: str | Path, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def yaml_error_message(path: str | Path, exc: yaml.YAMLError) -> str:
+    """One line naming the file, the line and column, and PyYAML's problem.
+
+    PyYAML's own text spans several lines and calls the file ``<unicode string>``.
+    """
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    detail = f"{problem} ({context})" if context else problem
+    return f"{where}: not valid YAML: {detail}: fix the file (see config/README.md)"
+
+
 def load_yaml_model(path: str | Path, model: type[M]) -> M:
     """Read a YAML mapping from ``path`` and validate it as ``model``; errors name file and key."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read YAML: {exc}") from None
-    return validate_model(data or {}, model, path)
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory; expected a YAML file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(yaml_error_message(path, exc)) from None
+    return validate_model(data, model, path)
 
 
 def validate_model(data: Any, model: type[M], source: str | Path) -> M:
+    """Validate a parsed mapping as ``model``; errors name ``source``, the key and the value."""
+    if data is None:
+        raise ConfigError(
+            f"{source}: the file is empty: it must be a YAML mapping of settings "
+            "(see config/README.md and config/config.yaml)"
+        )
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top, got {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: expected a mapping of settings (key: value) at the top, got a "
+            f"{type(data).__name__} ({str(data)[:60]!r}): see config/README.md"
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(validation_message(source, exc)) from None
+
+
+# Strings that mean "off" to YAML 1.1, to people, or to requests (``verify="0"`` would be a path).
+_OFF_WORDS = frozenset({"", "false", "no", "n", "off", "0", "none", "null", "disable", "disabled"})
 
 
 class _Section(BaseModel):
@@ -69,7 +101,7 @@ class WorkServerSettings(_Section):
     url: str = Field(description="base URL of the WS API, e.g. https://ws.example.org")
     cert: Path = Field(description="operator certificate (PEM) issued by the AS")
     key: Path = Field(description="private key of the operator certificate (PEM, mode 0600)")
-    ca: Path | bool = Field(
+    ca: Path | Literal[True] = Field(
         True,
         description="CA bundle that signed the WS certificate, or true for the system CAs; "
         "verification is never turned off",
@@ -121,6 +153,20 @@ class WorkServerSettings(_Section):
         if not url.startswith("https://"):
             raise ValueError("the WS API is HTTPS only: the URL must start with https://")
         return url.rstrip("/")
+
+    @field_validator("ca", mode="before")
+    @classmethod
+    def _verification_stays_on(cls, ca: Any) -> Any:
+        """Refuse every spelling of "off" (YAML reads ``no``/``off`` as false) before pydantic
+        could coerce it: a batch must never talk to a work server whose identity is unchecked."""
+        number = isinstance(ca, int | float) and not isinstance(ca, bool)  # 0 reads as false
+        word = isinstance(ca, str) and ca.strip().lower() in _OFF_WORDS
+        if ca is False or ca is None or number or word:
+            raise ValueError(
+                "TLS verification of the work server cannot be turned off: set ca to the path of "
+                "the CA bundle that signed the WS certificate, or to true for the system CAs"
+            )
+        return ca
 
     @field_validator("send")
     @classmethod

@@ -7,12 +7,23 @@ from snakemake.utils import validate
 from fahflow.config import FahflowConfig, validate_model
 from fahflow.ledger import actionable_tasks
 
-validate(config, schema="../schemas/config.schema.yaml")
-
 # Every `fahflow batch` command reads the same config file Snakemake was given (so settings
 # are changed by editing that YAML, not with --config on the command line).
 CONFIG_FILE = str(workflow.configfiles[-1])
-SETTINGS = validate_model(config, FahflowConfig, CONFIG_FILE)
+
+
+def config_source():
+    """The config files as errors should name them, strongest first: `--configfile` files
+    override the Snakefile's `configfile:` (e.g. "bad.yaml over config/config.yaml")."""
+    cli = [str(f) for f in workflow.overwrite_configfiles or []]
+    rest = [str(f) for f in workflow.configfiles if str(f) not in cli]
+    return " over ".join(dict.fromkeys([*reversed(cli), *rest]))
+
+
+# The model first: its errors name the config file, the key and the value (Snakemake's schema
+# errors name neither); the schema is generated from it, so `validate` then only fills defaults.
+SETTINGS = validate_model(config, FahflowConfig, config_source())
+validate(config, schema="../schemas/config.schema.yaml")
 RESULTS = str(SETTINGS.batch.results_dir)
 LEDGER = str(SETTINGS.ledger.path)
 # The claim and poll records have the same path in every batch (the profile's `forcerun` runs

@@ -2,22 +2,28 @@
 
 Each command parses its arguments, calls one library function and writes its output atomically.
 Exceptions become exit codes in one place, :func:`main`: a :class:`~fahflow.errors.FahflowError` is
-logged as one line (traceback with ``-v``), anything else is a bug and exits 2.
+logged as one line (traceback with ``-v``), and so are the failures of the machine rather than of
+fahflow (an ``OSError`` such as a full disk, a ``sqlite3`` error), naming the file where known;
+anything else is a bug and exits 2.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
+import sqlite3
 import sys
 
 import click
 
 from fahflow import __version__
 from fahflow.cli import status
-from fahflow.errors import FahflowError
+from fahflow.errors import FahflowError, StorageError
 
 logger = logging.getLogger("fahflow")
+
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 # Command name → "module:attribute". Loaded on first use, so that `fahflow batch claim` (run by a
@@ -65,6 +71,21 @@ def cli(ctx: click.Context, verbose: int) -> None:
     ctx.obj["verbose"] = verbose
 
 
+def _fail(message: str, verbose: int) -> int:
+    """One line on stderr (the traceback too with ``-v``) and the error exit code."""
+    if verbose:
+        logger.critical("traceback of the error below", exc_info=True)
+    click.echo(f"fahflow: error: {message}", err=True)
+    return status.ERROR
+
+
+def _os_error_message(exc: OSError) -> str:
+    """A file-system failure as advice naming the file; any other OSError as itself."""
+    if exc.filename is not None or exc.errno in STORAGE_ERRNOS:
+        return str(StorageError.from_os_error(exc))
+    return f"{type(exc).__name__}: {exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map exceptions to exit codes (see :mod:`fahflow.cli.status`)."""
     verbose = any(a in ("-v", "-vv", "--verbose") for a in (argv or sys.argv[1:]))
@@ -79,10 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except FahflowError as exc:
-        if verbose:
-            logger.critical("traceback of the error below", exc_info=True)
-        click.echo(f"fahflow: error: {exc}", err=True)
-        return status.ERROR
+        return _fail(str(exc), verbose)
+    except OSError as exc:
+        # A full disk or a read-only folder met outside fahflow's atomic writer.
+        return _fail(_os_error_message(exc), verbose)
+    except sqlite3.Error as exc:
+        message = f"database error: {exc}: check the ledger and queue files (df -h) and run again"
+        return _fail(message, verbose)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

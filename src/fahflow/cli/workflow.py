@@ -137,7 +137,10 @@ def push(config_path: Path, task_id: str, outcome: Path | None, out: Path) -> No
 @click.command()
 @CONFIG
 @click.argument("spec_path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--tasks", "n_tasks", type=int, default=None, help="Tasks to enqueue [spec: tasks].")
+@click.option(
+    "--tasks", "n_tasks", type=click.IntRange(min=1), default=None,
+    help="Tasks to enqueue, at least 1 [spec: tasks].",
+)  # fmt: skip
 def submit(config_path: Path, spec_path: Path, n_tasks: int | None) -> None:
     """Enqueue Tasks of the Transformation in SPEC_PATH on the local queue."""
     from fahflow.campaign import submit_spec

@@ -79,7 +79,44 @@ def load_certificate(path: PathLike) -> x509.Certificate:
         raise ConfigError(f"{path} is not a PEM certificate: {exc}") from None
 
 
+_WARNED_KEYS: set[tuple[str, int]] = set()
+
+
+def warn_if_key_exposed(path: PathLike) -> bool:
+    """Warn when a private key can be read by group or others; returns whether it can.
+
+    The key is the operator's identity on every FAH server: anyone who can read it can act as the
+    operator until the certificate expires. A warning, not a refusal, so that a batch already in
+    production does not stop over it; each path and mode is warned about once per process.
+    """
+    target = Path(path).expanduser()
+    try:
+        mode = target.stat().st_mode & 0o777
+    except OSError:
+        return False  # a missing key is reported where it is read
+    if not mode & 0o077:
+        return False
+    if (str(target), mode) not in _WARNED_KEYS:
+        _WARNED_KEYS.add((str(target), mode))
+        logger.warning(
+            "private key %s is readable by group or others (mode %03o): run chmod 600 %s",
+            target, mode, target,
+        )  # fmt: skip
+    return True
+
+
+def expired_message(cert_path: PathLike, not_after: datetime) -> str:
+    """What to tell an operator whose certificate has expired (the AS cannot renew it)."""
+    return (
+        f"operator certificate {cert_path} expired at {not_after:%Y-%m-%d %H:%M} UTC: it can "
+        "no longer be renewed through the AS (fahflow cert renew authenticates with it): create "
+        "a CSR (fahflow cert create-csr) and ask the FAH team for a new certificate; with "
+        "ws.as_url set, batches renew it before it expires"
+    )
+
+
 def load_key(path: PathLike) -> rsa.RSAPrivateKey:
+    warn_if_key_exposed(path)
     try:
         key = serialization.load_pem_private_key(_read(path, "private key"), password=None)
     except (ValueError, TypeError) as exc:
@@ -173,11 +210,7 @@ def check_pair(cert_path: PathLike, key_path: PathLike, *, now: datetime | None 
     info = certificate_info(cert_path, now=now)
     now = now or datetime.now(UTC)
     if info.not_after <= now:
-        raise CertificateError(
-            f"certificate {cert_path} expired at {info.not_after:%Y-%m-%d %H:%M} UTC; it can no "
-            "longer be renewed through the AS: create a CSR (fahflow cert create-csr) and ask "
-            "the FAH team for a new certificate"
-        )
+        raise CertificateError(expired_message(cert_path, info.not_after))
     if info.not_before > now:
         raise CertificateError(
             f"certificate {cert_path} is not valid before {info.not_before:%Y-%m-%d %H:%M} UTC"

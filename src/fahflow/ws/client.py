@@ -55,6 +55,7 @@ from fahflow.errors import (
     TransientError,
     WorkServerError,
 )
+from fahflow.ws import certs
 from fahflow.ws.models import (
     MAX_RUN_OR_CLONE,
     ASProjectData,
@@ -88,7 +89,8 @@ _BODY_EXCERPT = 500
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
-Verify = bool | str | os.PathLike[str]
+Verify = Literal[True] | str | os.PathLike[str]
+"""``True`` (the system CAs) or a CA bundle. Never ``False``: verification cannot be turned off."""
 CertPair = tuple[str | os.PathLike[str], str | os.PathLike[str]]
 Body = Path | bytes | None
 
@@ -211,9 +213,10 @@ class _Client:
         self.backoff_s = float(backoff_s)
         self.max_backoff_s = float(max_backoff_s)
         self.cert = self._check_cert(cert)
-        self.verify = self._check_verify(verify)
+        self._verify = self._check_verify(verify)
         self._session: requests.Session | None = None
         self._stamp: tuple[Any, ...] | None = None
+        self._not_after: datetime | None = None
         self._sleep: Callable[[float], None] = time.sleep
 
     # -- configuration ---------------------------------------------------------------------------
@@ -228,16 +231,25 @@ class _Client:
         for label, path in zip(("certificate", "key"), paths, strict=True):
             if not Path(path).is_file():
                 raise ConfigError(f"client {label} file not found: {path}")
+        certs.warn_if_key_exposed(paths[1])
         return paths[0], paths[1]
 
+    @property
+    def verify(self) -> Literal[True] | str:
+        """What the server's certificate is checked against; read-only, never ``False``."""
+        return self._verify
+
     @staticmethod
-    def _check_verify(verify: Verify) -> bool | str:
+    def _check_verify(verify: Verify) -> Literal[True] | str:
+        """``True`` or an existing CA bundle. Anything meaning "off" is refused: the operator's
+        certificate and the WUs must never go to a server whose identity is unchecked."""
         if verify is True:
             return True
-        if verify is False:
-            # Allowed for a throwaway experiment, but never silently.
-            logger.warning("TLS server verification is OFF: the server's identity is not checked")
-            return False
+        if not isinstance(verify, str | os.PathLike) or not str(verify).strip():
+            raise ConfigError(
+                f"TLS verification cannot be turned off (verify={verify!r}): pass True for the "
+                "system CAs or the path of the CA bundle that signed the server's certificate"
+            )
         path = Path(verify).expanduser()
         if not path.exists():
             raise ConfigError(f"CA bundle not found: {path} (verify= / --ca / FAHFLOW_CA)")
@@ -271,7 +283,30 @@ class _Client:
             session.verify = self.verify
             session.headers["User-Agent"] = "fahflow"
             self._session, self._stamp = session, stamp
+            self._not_after = self._read_not_after()
         return self._session
+
+    def _read_not_after(self) -> datetime | None:
+        """When the client certificate expires; ``None`` if there is none or it is unreadable
+        (the TLS handshake will then say what is wrong)."""
+        if self.cert is None:
+            return None
+        try:
+            return certs.load_certificate(self.cert[0]).not_valid_after_utc
+        except ConfigError:
+            return None
+
+    def _expired(self) -> str | None:
+        """The message for an expired client certificate, or ``None`` while it is valid.
+
+        A server refuses an expired certificate with a bare TLS alert ("EOF"), which says
+        nothing; so the date is checked before every call and again when a handshake fails.
+        """
+        if self.cert is None or self._not_after is None:
+            return None
+        if self._not_after > datetime.now(UTC):
+            return None
+        return certs.expired_message(self.cert[0], self._not_after)
 
     def reset(self) -> None:
         """Close pooled connections so that the next call opens new ones (after a renewal)."""
@@ -326,6 +361,9 @@ class _Client:
         """
         url = f"{self.url}{path}"
         limit = parse_timeout(timeout) if timeout is not None else self.timeout
+        _ = self.session  # (re)built when the certificate changed; reads its expiry
+        if expired := self._expired():
+            raise CertificateError(f"{method} {url} not sent: {expired}", method=method, url=url)
         attempts = 1 + self.retries
         failure: TransientError | None = None
         for attempt in range(attempts):
@@ -351,6 +389,10 @@ class _Client:
                     )  # fmt: skip
                     retry_allowed = idempotent
             except requests.RequestException as exc:
+                if _ssl_failure(exc) and (expired := self._expired()):
+                    raise CertificateError(
+                        f"{method} {url} failed: TLS refused: {expired}", method=method, url=url
+                    ) from exc
                 if _ssl_failure(exc):
                     raise CertificateError(
                         f"{method} {url} failed: TLS refused ({exc}); check the client "

@@ -17,7 +17,7 @@ from fahflow.errors import Conflict
 from fahflow.sim import FaultConfig, SimConfig, Simulator
 from fahflow.ws.models import FileData, JobData, JobResults, JobState, ProjectData
 
-PROJECT = {"core_id": "0x23", "contact": "operator@example.org", "runs": 4, "clones": 10}
+PROJECT = {"core_id": "0x23", "contact": "operator@example.org", "atoms": 125, "credit": 10}
 RUN_FILES = ("core.xml", "system.xml.bz2", "state.xml.bz2", "integrator.xml.bz2")
 
 
@@ -55,11 +55,12 @@ def upload_run(http, project: int = 1, run: int = 0) -> None:
 
 
 def test_projects_round_trip(http, sim: Simulator) -> None:
-    assert http("GET", "/api/projects").json() == []
-    make_project(http, 7, timeout=600)
+    assert http("GET", "/api/projects").json() == {}
+    make_project(http, 7, timeout=600, runs=4)
     got = ProjectData.model_validate(http("GET", "/api/projects/7").json())
     assert got.core_id == 0x23 and got.timeout == 600 and got.runs == 4
-    assert http("GET", "/api/projects").json() == [7]
+    # The shape alchemiscale-fah reads: {"<id>": ProjectData}.
+    assert http("GET", "/api/projects").json() == {"7": got.to_json()}
     assert http("GET", "/api/projects/8").status_code == 404
     bad = http("PUT", "/api/projects/9", json={**PROJECT, "timeout": 30})
     assert bad.status_code == 400 and "timeout" in bad.json()["error"]
@@ -102,8 +103,6 @@ def test_create_forms_and_never_twice(http, sim: Simulator) -> None:
 def test_create_refuses_bad_ids(http, sim: Simulator) -> None:
     make_project(http)
     upload_run(http)
-    answer = http("PUT", "/api/projects/1/runs/0/clones/10/create")
-    assert answer.status_code == 400 and "clones=10" in answer.json()["error"]
     answer = http("PUT", "/api/projects/1/runs/70000/clones/0/create")
     assert answer.status_code == 400 and "0..65535" in answer.json()["error"]
     answer = http("PUT", "/api/projects/1/runs/0/create", json={"clones": "two"})

@@ -230,9 +230,10 @@ def jobs(
         table.add_column(column, justify="left" if column == "state" else "right")
     for j in rows:
         last = f"{j.last.astimezone(UTC):%F %T}" if j.last else ""
+        progress = "" if j.progress is None else f"{j.progress:.0%}"  # null: not reported
         table.add_row(
-            str(j.run), str(j.clone), str(j.gen), j.state.value, f"{j.progress:.0%}",
-            str(j.retries), str(j.assigns), last,
+            str(j.run), str(j.clone), str(j.gen), j.state.value, progress,
+            *("" if n is None else str(n) for n in (j.retries, j.assigns)), last,
         )  # fmt: skip
     counts = Counter(j.state.value for j in rows)
     table.caption = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no jobs"

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from string import Template
+from typing import IO
 
 from fahflow.atomic import atomic_open
 from fahflow.errors import ConfigError, NotFound
@@ -28,7 +29,7 @@ from fahflow.sim.ca import VOLUNTEER_CN, CertificateAuthority, common_name, load
 from fahflow.sim.config import SimConfig
 from fahflow.sim.faults import behaviour
 from fahflow.sim.paths import list_files, resolve_under
-from fahflow.sim.server import Forbidden, Request, Response
+from fahflow.sim.server import Body, Forbidden, Request, Response
 from fahflow.sim.store import Assignment, Store
 from fahflow.ws.models import (
     MAX_RUN_OR_CLONE,
@@ -78,6 +79,7 @@ class Api:
         self.stopping = False
 
     def dispatch(self, req: Request) -> Response:
+        _check_role(req)
         path_matched = False
         for method, regex, func in ROUTES:
             match = regex.match(req.path)
@@ -127,13 +129,9 @@ class Api:
         return project, run, clone
 
     def create(self, project: int, run: int, clone: int, *, exist_ok: bool) -> JobData:
-        data = self.store.get_project(project)
-        if run >= data.runs:
-            raise ConfigError(f"run {run} is out of range: project {project} has runs={data.runs}")
-        if clone >= data.clones:
-            raise ConfigError(
-                f"clone {clone} is out of range: project {project} has clones={data.clones}"
-            )
+        """Create one job. RUN/CLONE ids are not checked against the project's ``runs``/
+        ``clones``: alchemiscale-fah, used against a real WS, creates its projects with
+        ``runs=0, clones=0`` and then creates CLONEs on them (docs/simulator.md)."""
         missing = [str(p) for p in self.send_files(project, run, clone, 0) if not p.is_file()]
         job, _ = self.store.create_job(project, run, clone, missing, exist_ok=exist_ok)
         return job
@@ -155,13 +153,13 @@ class Api:
             files.append((name, path))
         return files
 
-    def write_results(self, job: JobData, tar_bytes: bytes) -> None:
+    def write_results(self, job: JobData, tar_file: IO[bytes]) -> None:
         """Unpack returned results into ``results{gen}/``, replacing an earlier return."""
         dest = self.clone_dir(job.project, job.run, job.clone) / f"results{job.gen}"
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".results{job.gen}.", dir=dest.parent))
         try:
-            with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as tar:
+            with tarfile.open(fileobj=tar_file, mode="r:") as tar:
                 members = [m for m in tar.getmembers() if m.isfile() or m.isdir()]
                 tar.extractall(tmp, members=members, filter="data")
             if dest.exists():
@@ -175,9 +173,29 @@ class Api:
 CHECKPOINT_NAMES = ("checkpointState.xml.bz2", "checkpointState.xml")
 
 
+def _role(cn: str) -> str:
+    return "volunteer" if cn == VOLUNTEER_CN else "operator"
+
+
+def _check_role(req: Request) -> None:
+    """The adaptive-sampling API (``/api/``) is for operator certificates only: the volunteers'
+    certificate (shared by every volunteer process) must not create, fail or read jobs."""
+    if req.path.startswith("/api/") and _role(req.peer_cn) == "volunteer":
+        raise Forbidden(
+            f"{req.method} {req.path}: the certificate {req.peer_cn!r} has the role volunteer, "
+            "which may use only the volunteer routes /sim/*; the /api/ routes need an operator "
+            "certificate issued by the AS",
+            status=403,
+        )
+
+
 def _volunteer(req: Request) -> None:
-    if req.peer_cn != VOLUNTEER_CN:
-        raise Forbidden(f"{req.path} is for simulated volunteers only", status=403)
+    if _role(req.peer_cn) != "volunteer":
+        raise Forbidden(
+            f"{req.method} {req.path} is for simulated volunteers only: the certificate "
+            f"{req.peer_cn!r} has the role operator; only {VOLUNTEER_CN!r} may use /sim/*",
+            status=403,
+        )
 
 
 # -- WS: projects --------------------------------------------------------------------------
@@ -185,8 +203,9 @@ def _volunteer(req: Request) -> None:
 
 @route("GET", "/api/projects")
 def list_projects(api: Api, req: Request) -> Response:
-    """Project ids (assumption: the real WS answer's shape is not on record)."""
-    return Response.of(api.store.list_projects())
+    """``{"<id>": ProjectData}``: the shape alchemiscale-fah's ``list_projects`` reads from a real
+    WS (``compute/client.py``)."""
+    return Response.of({str(p): api.store.get_project(p) for p in api.store.list_projects()})
 
 
 @route("GET", "/api/projects/{p}")
@@ -224,13 +243,18 @@ def _get_file(base: Path, raw: str) -> Response:
     return Response(200, path, "application/octet-stream")
 
 
-def _put_file(base: Path, raw: str, body: bytes) -> Response:
+def _put_file(base: Path, raw: str, body: Body) -> Response:
+    """Stream the body into a temporary file beside the target, fsync, rename: the target is
+    the old file or the whole new one, and a refused (413) or broken upload leaves nothing."""
     path = resolve_under(base, raw)
     if path.is_dir():
         raise ConfigError(f"refused path {raw!r}: is a directory")
+    size = 0
     with atomic_open(path, "wb") as handle:
-        handle.write(body)
-    return Response.of({"path": path.relative_to(base.resolve()).as_posix(), "size": len(body)})
+        for piece in body.pieces():
+            handle.write(piece)
+            size += len(piece)
+    return Response.of({"path": path.relative_to(base.resolve()).as_posix(), "size": size})
 
 
 @route("GET", "/api/projects/{p}/files/{path}")
@@ -438,7 +462,13 @@ def assign(api: Api, req: Request) -> Response:
 def return_results(api: Api, req: Request) -> Response:
     _volunteer(req)
     token = req.groups["path"]
-    job = api.store.finish(token, api.config.gens, lambda j: api.write_results(j, req.body))
+    incoming = api.root / "incoming"  # same filesystem as the results; removed on close
+    incoming.mkdir(exist_ok=True)
+    with tempfile.TemporaryFile(dir=incoming) as spool:
+        for piece in req.body.pieces():  # before the store's lock: the network may be slow
+            spool.write(piece)
+        spool.seek(0)
+        job = api.store.finish(token, api.config.gens, lambda j: api.write_results(j, spool))
     return Response.of(job)
 
 

@@ -67,6 +67,21 @@ class SimConfig(_Strict):
     platform: str = "CPU"
     threads: int | None = Field(None, ge=1, description="CPU threads per volunteer")
     assign_wait_s: float = Field(5.0, gt=0, description="long-poll of an idle volunteer")
+    server_id: int = Field(
+        1, ge=0, description="the WS id reported as JobData.server (an integer on a real WS)"
+    )
+    max_body_bytes: int = Field(
+        2 * 1024**3, ge=1, description="largest request body (upload) accepted; larger: 413"
+    )
+    socket_timeout_s: float = Field(
+        30.0, gt=0, description="longest wait for one read or write on a connection (idle too)"
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="TLS handshake, and request line + headers, from the first byte"
+    )
+    body_timeout_s: float = Field(
+        600.0, gt=0, description="reading one request body, from the end of its headers"
+    )
 
     @classmethod
     def load(cls, path: str | Path) -> SimConfig:

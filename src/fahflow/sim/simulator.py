@@ -23,7 +23,7 @@ from fahflow.sim.ca import CertificateAuthority
 from fahflow.sim.config import SimConfig
 from fahflow.sim.eventlog import EventLog
 from fahflow.sim.faults import HttpFaults
-from fahflow.sim.server import SimHTTPServer, server_context
+from fahflow.sim.server import Limits, SimHTTPServer, server_context
 from fahflow.sim.store import Store
 from fahflow.ws.models import JobData, JobState
 
@@ -59,7 +59,12 @@ class Simulator:
         self.config = config if config is not None else SimConfig.from_root(self.root)
         self.ca = CertificateAuthority.load_or_create(self.root / "ca")
         self.log = EventLog(self.root / "sim-log.jsonl")
-        self.store = Store(self.root / "sim.sqlite", self.config.clock_scale, self.log)
+        self.store = Store(
+            self.root / "sim.sqlite",
+            self.config.clock_scale,
+            self.log,
+            server_id=self.config.server_id,
+        )
         self.api = Api(self.root, self.store, self.ca, self.config)
         self._server: SimHTTPServer | None = None
         self._threads: list[threading.Thread] = []
@@ -72,8 +77,19 @@ class Simulator:
     def start(self) -> Simulator:
         context = server_context(self.ca.server_cert_path, self.ca.server_key_path, self.ca.ca_path)
         http_faults = HttpFaults(self.config.faults, self.config.seed)
+        limits = Limits(
+            max_body_bytes=self.config.max_body_bytes,
+            socket_timeout_s=self.config.socket_timeout_s,
+            header_timeout_s=self.config.header_timeout_s,
+            body_timeout_s=self.config.body_timeout_s,
+        )
         self._server = SimHTTPServer(
-            ("127.0.0.1", self.port), context, self.api.dispatch, self.log, http_faults.draw
+            ("127.0.0.1", self.port),
+            context,
+            self.api.dispatch,
+            self.log,
+            http_faults.draw,
+            limits,
         )
         self.port = self._server.server_address[1]
         serve = threading.Thread(

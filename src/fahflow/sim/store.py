@@ -103,13 +103,13 @@ class Store:
         path: Path,
         clock_scale: float = 1.0,
         log: Callable[..., None] = lambda event, **f: None,
-        server_name: str = "127.0.0.1",
+        server_id: int = 1,
         readonly: bool = False,
     ) -> None:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.log = log
-        self.server_name = server_name
+        self.server_id = server_id
         self.readonly = readonly
         if readonly:  # `fahflow sim status` beside a running simulator: never write
             if not path.is_file():
@@ -210,7 +210,7 @@ class Store:
 
     def _job(self, row: sqlite3.Row) -> JobData:
         return JobData(
-            server=self.server_name,
+            server=self.server_id,
             core=row["core_id"],
             project=row["project"],
             run=row["run"],

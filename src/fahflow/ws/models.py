@@ -3,15 +3,24 @@
 Field names follow the WS adaptive-sampling API (DESIGN §1). Every model ignores unknown fields
 so that a newer WS adding a field does not break a running campaign; it validates what we rely on.
 The simulator (``fahflow.sim``) serializes the same models, so client and server cannot drift.
+
+The shapes are pinned to the best evidence of real answers: the models of alchemiscale-fah's
+``FahAdaptiveSamplingClient`` (``alchemiscale_fah/compute/models.py``), the only client known to
+have run against a real WS (``tests/data/ws_shapes/``, docs/simulator.md). Where they are more
+lenient than ours we accept what they accept (an integer ``server``, null counters); where they
+are stricter (positive ``atoms`` and ``credit``) we warn before sending.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+logger = logging.getLogger(__name__)
 
 MIN_TIMEOUT_S = 300
 MAX_RUN_OR_CLONE = 65535
@@ -103,31 +112,57 @@ class JobAction(StrEnum):
 
 
 class ProjectData(_Model):
-    """A FAH PROJECT: WUs of similar cost, credited alike."""
+    """A FAH PROJECT: WUs of similar cost, credited alike.
+
+    Defaults follow alchemiscale-fah's ``ProjectData``: ``runs``/``clones`` 0 (jobs are created
+    one by one through the API, not by the WS from these counts) and ``compression`` ZLIB. It
+    requires positive ``atoms`` and ``credit``; we read 0 (a WS answer is a fact) but
+    :meth:`to_json`, the form a project is sent and stored in, warns about it.
+    """
 
     core_id: HexCore = Field(description="FAH core type, hex string such as '0x23'")
     contact: str = Field(description="email of the person responsible for the project")
-    runs: int = Field(default=1, ge=0, le=MAX_RUN_OR_CLONE + 1)
-    clones: int = Field(default=1, ge=0, le=MAX_RUN_OR_CLONE + 1)
+    runs: int = Field(default=0, ge=0, le=MAX_RUN_OR_CLONE + 1)
+    clones: int = Field(default=0, ge=0, le=MAX_RUN_OR_CLONE + 1)
     gens: int = Field(default=1, ge=1)
-    atoms: int = Field(default=0, ge=0, description="approximate atoms per WU")
-    credit: int = Field(default=0, ge=0, description="base credit per WU")
+    atoms: int = Field(default=0, ge=0, description="approximate atoms per WU (set it: > 0)")
+    credit: int = Field(default=0, ge=0, description="base credit per WU (set it: > 0)")
     timeout: int = Field(
         default=86400, ge=MIN_TIMEOUT_S, description="seconds before a WU is reassigned"
     )
     deadline: int = Field(
         default=172800, ge=MIN_TIMEOUT_S, description="seconds in which a WU earns credit"
     )
-    compression: Compression = Compression.NONE
+    compression: Compression = Compression.ZLIB
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON a project is created with (client) or stored as (simulator); warns when
+        ``atoms`` or ``credit`` is 0, which the only client known to have run against a real
+        WS refuses (alchemiscale-fah ``ProjectData``: ``PositiveInt``)."""
+        for problem in self.problems():
+            logger.warning("project settings: %s", problem)
         return self.model_dump(mode="json")
+
+    def problems(self) -> list[str]:
+        """Settings a real WS project should not have, each as a message naming the field."""
+        return [
+            f"{name} is 0: give a positive {name} ({what}); alchemiscale-fah, the only client "
+            "known to have created projects on a real WS, requires it"
+            for name, what in (("atoms", "approximate atoms per WU"), ("credit", "base credit"))
+            if getattr(self, name) == 0
+        ]
 
 
 class JobData(_Model):
-    """One CLONE (job) as the WS reports it."""
+    """One CLONE (job) as the WS reports it.
 
-    server: str | None = None
+    ``server`` is the WS id, an integer on a real WS (a name is accepted too). ``core``,
+    ``last``, ``retries``, ``assigns`` and ``progress`` may be null (not reported): readers
+    must cope with ``None``. ``progress`` is a fraction here; alchemiscale-fah declares it an
+    integer, so its real scale is unknown and nothing in fahflow decides on it.
+    """
+
+    server: int | str | None = None
     core: Core | None = None
     project: int
     run: int = Field(ge=0, le=MAX_RUN_OR_CLONE)
@@ -135,9 +170,9 @@ class JobData(_Model):
     gen: int = Field(default=0, ge=-1)
     state: JobState
     last: UtcDatetime | None = None
-    retries: int = 0
-    assigns: int = 0
-    progress: float = 0.0
+    retries: int | None = 0
+    assigns: int | None = 0
+    progress: float | None = 0.0
 
 
 class JobResults(_Model):
@@ -159,7 +194,7 @@ class ASWorkServerData(_Model):
 
     max_assign_rate: float | None = Field(default=None, ge=0)
     weight: float = Field(default=1.0, ge=0)
-    constraints: str = ""
+    constraints: str = Field(default="", validation_alias=AliasChoices("constraints", "contraints"))
 
 
 class ASProjectData(_Model):
@@ -167,4 +202,4 @@ class ASProjectData(_Model):
 
     ws: str | None = None
     weight: float = Field(default=1.0, ge=0)
-    constraints: str = ""
+    constraints: str = Field(default="", validation_alias=AliasChoices("constraints", "contraints"))

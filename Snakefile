@@ -25,6 +25,7 @@ include: "workflow/rules/poll.smk"
 include: "workflow/rules/collect.smk"
 include: "workflow/rules/analyze.smk"
 include: "workflow/rules/push.smk"
+include: "workflow/rules/audit.smk"
 
 
 rule all:

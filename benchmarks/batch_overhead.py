@@ -74,7 +74,7 @@ def _in_flight(wd: Path, sim, cert: Path, key: Path, n: int) -> None:
     with WorkServerClient(sim.url, cert=(str(cert), str(key)), verify=str(sim.ca_path),
                           create_form="run-count", timeout=(5, 600)) as ws:  # fmt: skip
         ws.put_project(PROJECT, ProjectData(core_id="0x23", contact="operator@example.org",
-                                            runs=65536, clones=65536))  # fmt: skip
+                                            atoms=100, credit=1))  # fmt: skip
         ws.create_clone(PROJECT, 0, n - 1)  # RUN-level {"clones": n}: jobs 0..n-1 at once
     queue = LocalQueue(wd / "run" / "queue.sqlite")
     keys = queue.submit("bench", "name: bench\n", n)

@@ -157,3 +157,36 @@ def test_tasks_to_settle_are_derived_from_their_wus(tmp_path: Path) -> None:
         ledger.set_wu(ledger.wus("broken")[0], "failed", frm=("created",))
         ledger.set_wu(ledger.wus("running")[0], "finished", frm=("created",))
         assert ledger.tasks_to_settle() == ["done", "broken"]
+
+
+def test_two_source_keys_never_merge_into_one_task(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.sqlite") as ledger:
+        ledger.add_task(
+            task_id="col_1", source="local", source_key="col/1", transformation_id="tf",
+            name="tf", spec_yaml="name: x", n_wus=1,
+        )  # fmt: skip
+        with pytest.raises(
+            LedgerError, match="'col_1' of local:col_1 is already the id of local:col/1"
+        ):
+            ledger.add_task(
+                task_id="col_1", source="local", source_key="col_1", transformation_id="tf",
+                name="tf", spec_yaml="name: x", n_wus=1,
+            )  # fmt: skip
+
+
+def test_a_version_1_ledger_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    with Ledger(path) as ledger:
+        _add(ledger, "a", n_wus=1)
+        ledger.allocate("a", 7)
+    with sqlite3.connect(path) as db:  # what fahflow 0.1 wrote: no seen_at, version 1
+        db.execute("ALTER TABLE wus DROP COLUMN seen_at")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    with Ledger(path) as ledger:
+        (wu,) = ledger.wus("a")
+        assert wu.seen_at is None and (wu.run, wu.clone) == (0, 0)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta").fetchone()[0] == "2"
+        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    with pytest.raises(LedgerError, match="version 3 is newer than this fahflow's"):
+        Ledger(path)

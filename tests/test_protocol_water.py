@@ -52,6 +52,7 @@ def test_water_hydration_free_energy_through_the_simulator(
                 runs=1,
                 clones=len(clones),
                 atoms=wu.n_atoms,
+                credit=1,
             ),
         )
         for name, path in wu.files.items():

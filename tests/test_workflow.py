@@ -8,6 +8,7 @@ simulator rather than sleeping.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -382,3 +383,85 @@ def test_staging_through_the_ws_api(make_campaign) -> None:
     campaign.check_invariants()
     status = campaign.fahflow("status", "--all")
     assert status.returncode == 0 and "1 done" in status.stdout
+
+
+# --- what the outside test found (issue 8) -------------------------------------------------
+
+
+def test_a_lost_create_answer_never_strands_its_task(make_campaign, make_sim) -> None:
+    """A create whose answer is lost is confirmed by a later batch from the job it finds on the
+    WS; if that job changed before the poll cursor, no jobs?since= reports it again. With no
+    poll overlap the window is deterministic: Task B's first job finishes before the poll of the
+    batch that confirms it. It must still be collected, not stay `created 1/2` for good."""
+    campaign = make_campaign(volunteers=0, ws={"poll_overlap_s": 0})
+    campaign.submit(1)  # Task A: created, in flight, so every batch polls the PROJECT
+    assert campaign.batch().returncode == 0
+    campaign.submit(1)  # Task B
+    killed = campaign.batch(failpoint="create.after_call")  # B's first job made, answer lost
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    campaign.batch("--unlock")
+    # The WS runs the job while no batch runs: a restarted simulator, now with a volunteer.
+    root, config = campaign.sim.root, campaign.sim.config
+    campaign.sim.stop()
+    campaign.sim = make_sim(volunteers=1, config=config, root=root)
+    campaign.identity = dataclasses.replace(campaign.identity, url=campaign.sim.url)
+    data = yaml.safe_load(campaign.config_path.read_text())
+    data["ws"].update(url=campaign.sim.url, as_url=campaign.sim.url)
+    campaign.config_path.write_text(yaml.safe_dump(data))
+    with campaign.ledger() as ledger:
+        lost = next(w for t in ledger.tasks() for w in ledger.wus(t.task_id)
+                    if w.state == "create_intent")  # fmt: skip
+    campaign.sim.wait_for_job(lost.project, lost.run, lost.clone, ("FINISHED",), 180)
+    # This batch polls (the change is already behind it), then confirms the found job.
+    assert campaign.batch().returncode == 0
+    with campaign.ledger() as ledger:
+        (wu,) = [w for w in ledger.wus(lost.task_id) if w.clone == lost.clone]
+        assert wu.state == "created" and wu.seen_at is None  # confirmed, never seen by a poll
+    campaign.await_jobs()
+    campaign.run_to_completion()
+    assert [r["status"] for r in campaign.queue_rows()] == ["complete", "complete"]
+    campaign.check_invariants()
+    status = campaign.fahflow("status")
+    assert status.returncode == 0 and "WARNING" not in status.stdout, status.stdout
+
+
+PER_CLONE_SEND = [  # alchemiscale-fah's deployment guide: every file per CLONE, core 0x26
+    "$home/RUN$run/CLONE$clone/core.xml",
+    "$home/RUN$run/CLONE$clone/system.xml.bz2",
+    "$home/RUN$run/CLONE$clone/state.xml.bz2",
+    "$home/RUN$run/CLONE$clone/integrator.xml.bz2",
+]
+
+
+def test_every_file_per_clone_as_alchemiscale_fah_deploys_it(make_campaign) -> None:
+    campaign = make_campaign(SimConfig(send=PER_CLONE_SEND), ws={"send": PER_CLONE_SEND})
+    data = yaml.safe_load(campaign.config_path.read_text())
+    for project in data["projects"]:
+        project["core_id"] = "0x26"
+    campaign.config_path.write_text(yaml.safe_dump(data))
+    campaign.submit(1)
+    campaign.run_to_completion()
+    (row,) = campaign.queue_rows()
+    assert row["status"] == "complete", dict(row)
+    campaign.check_invariants()
+    with campaign.ledger() as ledger:
+        wus = [w for t in ledger.tasks() for w in ledger.wus(t.task_id)]
+    run_dir = campaign.sim.project_home(wus[0].project) / f"RUN{wus[0].run}"
+    assert not (run_dir / "system.xml.bz2").exists()  # nothing at RUN level
+    for wu in wus:
+        names = {p.name for p in (run_dir / f"CLONE{wu.clone}").iterdir() if p.is_file()}
+        assert {"core.xml", "system.xml.bz2", "state.xml.bz2", "integrator.xml.bz2"} <= names
+
+
+def test_a_task_no_project_fits_is_failed_with_the_reason(make_campaign) -> None:
+    campaign = make_campaign()
+    data = yaml.safe_load(campaign.config_path.read_text())
+    data["projects"] = [p for p in data["projects"] if p["nonbonded_method"] == "PME"]
+    campaign.config_path.write_text(yaml.safe_dump(data))
+    campaign.submit(1)  # the harmonic example is a NoCutoff system
+    assert campaign.batch().returncode == 0  # stage fails the Task instead of the batch
+    assert campaign.batch().returncode == 0  # and the next batch pushes the failure
+    (row,) = campaign.queue_rows()
+    assert row["status"] == "error" and row["pushes"] == 1, dict(row)
+    assert "no configured PROJECT fits a NoCutoff system" in row["error"]
+    assert campaign.ws_jobs() == set()

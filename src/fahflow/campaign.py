@@ -87,6 +87,22 @@ def task_rows(config: FahflowConfig) -> list[dict[str, Any]]:
             ledger.close()
 
 
+def unseen_warnings(config: FahflowConfig) -> list[str]:
+    """One line per Task with WUs on which the WS has not reported for ``batch.unseen_alert_s``
+    (the same check that fails a batch's audit)."""
+    from fahflow.batch.audit import unseen_tasks
+
+    if not config.ledger.path.exists():
+        return []
+    limit = config.batch.unseen_alert_s
+    with Ledger(config.ledger.path) as ledger:
+        unseen = unseen_tasks(ledger, limit)
+    return [
+        f"Task {task}: no word from the WS for over {limit:.0f} s on {', '.join(wus)}"
+        for task, wus in unseen.items()
+    ]
+
+
 def print_status(
     config_path: Path, *, show_all: bool = False, console: Console | None = None
 ) -> None:
@@ -97,6 +113,8 @@ def print_status(
     console.print(
         f"{len(rows)} Task(s): " + ", ".join(f"{n} {step}" for step, n in sorted(counts.items()))
     )
+    for line in unseen_warnings(config):
+        console.print(f"[bold yellow]WARNING[/] {line}", highlight=False)
     shown = rows if show_all else [r for r in rows if r["step"] not in ("done",)]
     if not shown:
         return

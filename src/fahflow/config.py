@@ -196,7 +196,9 @@ class ProjectSettings(_Section):
     )
     core_id: str = Field("0x23", description="FAH core type (hex)")
     contact: str = Field(description="email of the person responsible")
-    credit: int = Field(0, ge=0, description="base credit per WU")
+    credit: int = Field(
+        ge=1, description="base credit per WU (positive: the WS refuses a project without it)"
+    )
     timeout: int = Field(86400, ge=300, description="seconds before a WU is reassigned")
     deadline: int = Field(172800, ge=300, description="seconds in which a WU earns credit")
 
@@ -244,8 +246,31 @@ class AnalysisSettings(_Section):
 
 
 class BatchSettings(_Section):
-    max_restarts: int = Field(2, ge=0, description="restarts of a FAILED WU before its Task fails")
+    max_restarts: int = Field(
+        2, ge=0, description="restart calls sent for a FAILED WU (a lost answer counts as sent) "
+        "before its Task fails",
+    )  # fmt: skip
     results_dir: Path = Field(Path("results"), description="per-Task outputs of the workflow")
+    check_unseen_after_s: float = Field(
+        21600.0, gt=0, description="a WU the WS has not reported on for this long (jobs?since= "
+        "only reports changes) is asked for by name in the next poll",
+    )  # fmt: skip
+    check_unseen_max: int = Field(
+        1000, ge=1, description="WUs asked for by name per PROJECT and poll at most (oldest first)"
+    )
+    unseen_alert_s: float = Field(
+        86400.0, gt=0, description="a WU still unseen after this long fails the batch's audit "
+        "(and shows in fahflow status): nothing may stay in flight unseen",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _alert_after_check(self) -> BatchSettings:
+        if self.unseen_alert_s <= self.check_unseen_after_s:
+            raise ValueError(
+                f"unseen_alert_s ({self.unseen_alert_s}) must be longer than check_unseen_after_s "
+                f"({self.check_unseen_after_s}): a quiet WU is checked before it raises an alert"
+            )
+        return self
 
 
 class FahflowConfig(_Section):

@@ -11,6 +11,11 @@ One SQLite file in WAL mode. It is the single source of truth for what a batch m
   the WS for that job's state before doing anything, so no job is ever created twice.
 * **Task states** move forward only: claimed → staged → created → finished → analyzed, or failed
   (with its reason); ``pushed_at`` records that the outcome reached the Task's source.
+* **Nothing in flight unseen**: ``seen_at`` is when the WS last reported on a WU (a poll's
+  ``jobs?since=`` answer or a ``get_job``). A WU confirmed from a job found on the WS has no
+  ``seen_at`` (its earlier changes may predate the poll cursor), so the next poll asks for it by
+  name; WUs quiet for longer than a configured time are asked for too, and any still unseen
+  after ``batch.unseen_alert_s`` fail the batch's audit (:meth:`Ledger.unseen_wus`).
 
 Snakemake reads the ledger at parse time through :func:`actionable_tasks`, read-only, so that
 the DAG holds only the Tasks that can progress now, never every Task in flight (DESIGN §5).
@@ -29,7 +34,9 @@ from typing import Any
 from fahflow.errors import LedgerError, StorageError
 
 MAX_ID = 65535
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Steps from each older schema version to the next, applied in order by Ledger.__init__.
+_MIGRATIONS = {1: "ALTER TABLE wus ADD COLUMN seen_at TEXT"}
 
 TASK_STATES = ("claimed", "staged", "created", "finished", "analyzed", "failed")
 WU_STATES = ("allocated", "create_intent", "created", "restart_intent", "finished", "failed")
@@ -83,6 +90,7 @@ CREATE TABLE IF NOT EXISTS wus (
     gen INTEGER NOT NULL DEFAULT 0,
     restarts INTEGER NOT NULL DEFAULT 0,
     updated_at TEXT NOT NULL,
+    seen_at TEXT,
     PRIMARY KEY (project, run, clone),
     UNIQUE (task_id, idx),
     FOREIGN KEY (project, run) REFERENCES runs
@@ -129,6 +137,7 @@ class WorkUnitRow:
     gen: int
     restarts: int
     updated_at: str
+    seen_at: str | None
 
     @property
     def prcg(self) -> str:
@@ -251,16 +260,27 @@ class Ledger:
         self.path = Path(path)
         self._conn = connect(self.path)
         self._conn.executescript(_SCHEMA)  # idempotent: CREATE ... IF NOT EXISTS
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring an older ledger up to :data:`SCHEMA_VERSION` in one transaction; refuse a newer
+        one (written by a later fahflow, whose rows this one would misread)."""
         with self._write() as db:
             db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
-        version = self._conn.execute(
-            "SELECT value FROM meta WHERE key = 'schema_version'"
-        ).fetchone()[0]
-        if int(version) != SCHEMA_VERSION:
-            raise LedgerError(
-                f"{self.path}: ledger schema version {version}, this fahflow needs {SCHEMA_VERSION}"
+            version = int(
+                db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+            )
+            if version > SCHEMA_VERSION:
+                raise LedgerError(
+                    f"{self.path}: ledger schema version {version} is newer than this fahflow's "
+                    f"({SCHEMA_VERSION}): upgrade fahflow"
+                )
+            for step in range(version, SCHEMA_VERSION):
+                db.execute(_MIGRATIONS[step])
+            db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
             )
 
     def close(self) -> None:
@@ -298,9 +318,24 @@ class Ledger:
 
         Idempotent, so a claim that was interrupted after the source handed the Task out but
         before this row was written is repaired by recording it again on the next batch.
+
+        Raises
+        ------
+        LedgerError
+            When ``task_id`` already belongs to another source key: two Tasks must never merge
+            into one (their ids come from :func:`fahflow.tasks.base.task_id_for`, injective
+            up to a 64-bit hash, so this is a bug or a hash collision, never silently ignored).
         """
         stamp = now()
         with self._write() as db:
+            owner = db.execute(
+                "SELECT source, source_key FROM tasks WHERE task_id = ?", (task_id,)
+            ).fetchone()
+            if owner is not None and (owner["source"], owner["source_key"]) != (source, source_key):
+                raise LedgerError(
+                    f"{self.path}: Task id {task_id!r} of {source}:{source_key} is already the id "
+                    f"of {owner['source']}:{owner['source_key']}; two Tasks would merge into one"
+                )
             db.execute(
                 "INSERT OR IGNORE INTO transformations (transformation_id, name, spec_yaml, "
                 "created_at) VALUES (?, ?, ?, ?)",
@@ -505,18 +540,28 @@ class Ledger:
         ws_state: str | None = None,
         gen: int | None = None,
         restarted: bool = False,
+        seen: bool | None = None,
     ) -> bool:
-        """Move one WU to ``state`` if it is in one of ``frm``; returns whether it moved."""
+        """Move one WU to ``state`` if it is in one of ``frm``; returns whether it moved.
+
+        ``seen``: True when the WS just reported ``ws_state`` for this job (``seen_at`` = now);
+        False when the WU's history on the WS is unknown (``seen_at`` cleared, so the next
+        poll asks for the job by name); None leaves ``seen_at`` as it is.
+        """
         if state not in WU_STATES:
             raise LedgerError(f"unknown WU state {state!r}")
+        stamp = now()
+        seen_sql = {None: "seen_at", True: "?", False: "NULL"}[seen]
+        seen_args = (stamp,) if seen else ()
         with self._write() as db:
             moved = db.execute(
                 f"UPDATE wus SET state = ?, ws_state = COALESCE(?, ws_state), "
-                f"gen = COALESCE(?, gen), restarts = restarts + ?, updated_at = ? "
-                f"WHERE project = ? AND run = ? AND clone = ? "
+                f"gen = COALESCE(?, gen), restarts = restarts + ?, updated_at = ?, "
+                f"seen_at = {seen_sql} WHERE project = ? AND run = ? AND clone = ? "
                 f"AND state IN ({','.join('?' * len(frm))})",
-                (state, ws_state, gen, int(restarted), now(), wu.project, wu.run, wu.clone, *frm),
-            ).rowcount
+                (state, ws_state, gen, int(restarted), stamp, *seen_args,
+                 wu.project, wu.run, wu.clone, *frm),
+            ).rowcount  # fmt: skip
             if moved and restarted:
                 db.execute(
                     "UPDATE tasks SET restarts = restarts + 1 WHERE task_id = ?", (wu.task_id,)
@@ -526,16 +571,31 @@ class Ledger:
         return bool(moved)
 
     def set_ws_states(self, updates: list[tuple[WorkUnitRow, str]]) -> None:
-        """Record the WS state of many WUs in one transaction (a poll may report thousands)."""
+        """Record what the WS reported for many WUs in one transaction (a poll may report
+        thousands): their job state, and that they were seen now."""
         if not updates:
             return
         stamp = now()
         with self._write() as db:
             db.executemany(
-                "UPDATE wus SET ws_state = ?, updated_at = ? "
+                "UPDATE wus SET ws_state = ?, updated_at = ?, seen_at = ? "
                 "WHERE project = ? AND run = ? AND clone = ?",
-                [(str(state), stamp, w.project, w.run, w.clone) for w, state in updates],
+                [(str(state), stamp, stamp, w.project, w.run, w.clone) for w, state in updates],
             )
+
+    def unseen_wus(self, older_than: str) -> list[WorkUnitRow]:
+        """WUs in flight on which the WS has not reported since ``older_than`` (ISO time).
+
+        In flight means the WS has (or may have) the job and fahflow is waiting to hear from
+        it: create or restart intents and created WUs. One never seen since its confirmation
+        counts from its last change. A batch's audit fails while this list is not empty.
+        """
+        rows = self._conn.execute(
+            "SELECT * FROM wus WHERE state IN ('create_intent', 'created', 'restart_intent') "
+            "AND COALESCE(seen_at, updated_at) < ? ORDER BY project, run, clone",
+            (older_than,),
+        )
+        return [WorkUnitRow(**row) for row in rows]
 
     # --- Projects and polling ----------------------------------------------------------------
 

@@ -49,13 +49,16 @@ def actionable():
 
 
 def get_final_output(wildcards):
-    """created.json for Tasks to start, pushed.json for Tasks whose outcome is known."""
+    """created.json for Tasks to start, pushed.json for Tasks whose outcome is known, and the
+    audit of what is still in flight."""
     checkpoints.claim.get()
     checkpoints.poll.get()
     act = actionable()
-    return [f"{RESULTS}/tasks/{t}/created.json" for t in act.create] + [
-        f"{RESULTS}/tasks/{t}/pushed.json" for t in act.push
-    ]
+    return (
+        [f"{RESULTS}/tasks/{t}/created.json" for t in act.create]
+        + [f"{RESULTS}/tasks/{t}/pushed.json" for t in act.push]
+        + [f"{BATCH_DIR}/audit.json"]
+    )
 
 
 def get_manifest(wildcards):

@@ -4,6 +4,11 @@ The ledger records the intent before the call and the confirmation after it. A W
 an intent but no confirmation (a batch died in between, or the call timed out) is checked on
 the WS first: if the job exists it is confirmed, otherwise created. PRCG ids are never reused,
 so a fresh intent needs no check: no job with those ids can exist yet.
+
+A job created by this call is seen by the WS's ``jobs?since=`` from its birth, since the poll
+cursor predates the call. A job *found* on the WS may have changed state before the cursor
+(it could even be FINISHED already), so it is confirmed as unseen and the next poll asks the WS
+for it by name (``seen_at`` in the ledger): a lost create answer never strands its Task.
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ logger = logging.getLogger(__name__)
 
 def create(ctx: BatchContext, task_id: str, out: Path) -> dict[str, Any]:
     """Create the jobs of ``task_id`` (resuming interrupted creates) and write ``out``."""
+    task = ctx.ledger.task(task_id)
+    if task.state == "failed":  # e.g. no PROJECT fits it (stage): nothing goes to the WS
+        record = {"task_id": task_id, "jobs": {}, "failed": task.reason}
+        write_json(out, record)
+        return record
     outcomes: dict[str, str] = {}
     for wu in ctx.ledger.wus(task_id):
         if wu.state == "allocated":
@@ -53,15 +63,15 @@ def _create(ctx: BatchContext, wu: WorkUnitRow, *, check_first: bool) -> str:
             pass
         else:
             logger.info("%s already on the WS (%s): confirming", wu.prcg, job.state)
-            ctx.ledger.set_wu(wu, "created", frm=("create_intent",), ws_state=job.state)
+            ctx.ledger.set_wu(wu, "created", frm=("create_intent",), ws_state=job.state, seen=False)
             return "found on the WS"
     try:
         ws.create_clone(wu.project, wu.run, wu.clone)
         failpoint("create.after_call")
-        outcome = "created"
     except Conflict:
         # The job exists: a create we could not confirm did reach the WS after all.
-        ws.get_job(wu.project, wu.run, wu.clone)
-        outcome = "found on the WS"
-    ctx.ledger.set_wu(wu, "created", frm=("create_intent",))
-    return outcome
+        job = ws.get_job(wu.project, wu.run, wu.clone)
+        ctx.ledger.set_wu(wu, "created", frm=("create_intent",), ws_state=job.state, seen=False)
+        return "found on the WS"
+    ctx.ledger.set_wu(wu, "created", frm=("create_intent",), seen=True)
+    return "created"

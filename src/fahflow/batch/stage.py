@@ -35,8 +35,19 @@ def stage(ctx: BatchContext, task_id: str, manifest_path: Path, out: Path) -> di
     manifest = json.loads(manifest_path.read_text())
     wu_dir = manifest_path.parent
     # A Transformation stays in the PROJECT its first Task got, even if the config changed since.
-    bound = ctx.ledger.transformation(manifest["transformation_id"]).project
-    project = bound if bound is not None else _choose_project(ctx, manifest)
+    project = ctx.ledger.transformation(manifest["transformation_id"]).project
+    if project is None:
+        try:
+            project = _choose_project(ctx, manifest)
+        except ConfigError as exc:
+            # No retry can fit it: fail the Task (pushed with the reason by the next batch)
+            # instead of leaving it claimed to fail every batch.
+            reason = f"cannot stage: {exc}"
+            logger.error("Task %s: %s", task_id, reason)
+            ctx.ledger.set_task_state(task_id, "failed", reason=reason, frm=("claimed",))
+            record = {"task_id": task_id, "failed": reason}
+            write_json(out, record)
+            return record
     _ensure_project(ctx, project)
     wus = ctx.ledger.allocate(task_id, project)
     failpoint("stage.after_allocate")
@@ -71,7 +82,12 @@ def _choose_project(ctx: BatchContext, manifest: dict[str, Any]) -> int:
 
 
 def _ensure_project(ctx: BatchContext, project: int) -> None:
-    """Create the PROJECT on the WS the first time it is used (PUT is idempotent)."""
+    """Create the PROJECT on the WS the first time it is used (PUT is idempotent).
+
+    ``runs`` and ``clones`` stay 0, as alchemiscale-fah creates its projects: every job is
+    created one by one through the API, and a WS that generated jobs from those counts itself
+    would otherwise make 65536² of them (docs/simulator.md).
+    """
     if ctx.ledger.project_ensured(project):
         return
     settings = next((p for p in ctx.config.projects if p.id == project), None)
@@ -85,8 +101,8 @@ def _ensure_project(ctx: BatchContext, project: int) -> None:
             ProjectData(
                 core_id=settings.core_id,
                 contact=settings.contact,
-                runs=65536,
-                clones=65536,
+                runs=0,
+                clones=0,
                 gens=1,
                 atoms=settings.atoms,
                 credit=settings.credit,
@@ -138,12 +154,17 @@ def _write_clone_files(
 
 
 def _place(ctx: BatchContext, wu: WorkUnitRow, wu_dir: Path, clone_dir: Path) -> list[str]:
-    """Put every file named in ``ws.send`` where the WS expects it; returns the WS paths."""
+    """Put every file named in ``ws.send`` where the WS expects it; returns the WS paths.
+
+    A CLONE's own State and Integrator come from its clone folder when the ``<send>`` list has
+    them per CLONE; the Transformation's other files come from the WU folder, whichever level
+    the list puts them at (per RUN, or all per CLONE as in alchemiscale-fah's deployment guide).
+    """
     placed = []
     for template in ctx.config.ws.send:
         name = Path(template).name
         per_clone = "$clone" in template
-        src = (clone_dir if per_clone else wu_dir) / name
+        src = (clone_dir if per_clone and name in PER_CLONE_FILES else wu_dir) / name
         if not src.is_file():
             raise ConfigError(
                 f"ws.send names {template!r}, but the WU has no file {name!r} "

@@ -134,6 +134,17 @@ def push(config_path: Path, task_id: str, outcome: Path | None, out: Path) -> No
     _run(config_path, step, task_id, outcome, out)
 
 
+@batch.command()
+@CONFIG
+@click.option("--polled", type=click.Path(exists=True, path_type=Path), required=True)
+@OUT
+def audit(config_path: Path, polled: Path, out: Path) -> None:
+    """Fail if a WU in flight went unreported for too long or this batch's poll failed."""
+    from fahflow.batch.audit import audit as step
+
+    _run(config_path, step, polled, out)
+
+
 @click.command()
 @CONFIG
 @click.argument("spec_path", type=click.Path(dir_okay=False, path_type=Path))

@@ -31,6 +31,7 @@ from fahflow.ws.client import (
     client_from_options,
 )
 from fahflow.ws.models import Compression, JobAction, JobState, ProjectData
+from fahflow.ws.results import gen_over_api
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
 
@@ -401,7 +402,7 @@ def _replace_into(staging: Path, out: Path) -> None:
 @click.option(
     "--gen",
     type=click.IntRange(min=0),
-    help="GEN whose results to fetch.  [default: the job's current GEN, its last once FINISHED]",
+    help="GEN whose results to fetch.  [default: the highest GEN with results present]",
 )
 @click.option(
     "--out",
@@ -427,8 +428,8 @@ def results(
     staging.mkdir()
     try:
         with _client(ctx) as client:
-            if gen is None:
-                gen = client.get_job(project, run, clone).gen
+            if gen is None:  # the GEN that was run, not the job's `gen` (fahflow.ws.results)
+                gen = gen_over_api(lambda g: client.list_gen_files(project, run, clone, g))
             fetched = list(client.iter_gen_files(project, run, clone, gen, staging))
             if not fetched:
                 state = client.get_job(project, run, clone).state.value

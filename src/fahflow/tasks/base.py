@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any, Protocol
 
@@ -19,6 +20,20 @@ def safe_id(text: str, *, max_len: int = 80) -> str:
     if not cleaned:
         raise ValueError(f"cannot make a safe id from {text!r}")
     return cleaned
+
+
+def task_id_for(key: str) -> str:
+    """The ledger's id of the Task the source calls ``key``: a readable, safe prefix of the key
+    plus 16 hex digits of its SHA-256, so keys that sanitize alike (``col/1``, ``col_1``,
+    ``col.1``) or share their first 64 characters still get different ids.
+
+    At most 81 characters of ``[A-Za-z0-9_-]``: one path component and one Snakemake wildcard,
+    with room for alchemiscale's ``Task-<32 hex>-<org>-<campaign>-<project>`` keys. Injective
+    up to a 64-bit hash collision, which the ledger refuses loudly rather than merging.
+    """
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    prefix = _UNSAFE.sub("_", key).strip("_")[:64].rstrip("_") or "task"
+    return f"{prefix}-{digest}"
 
 
 class ClaimedTask(BaseModel):

@@ -16,7 +16,7 @@ from typing import Any
 
 from fahflow.errors import LedgerError
 from fahflow.ledger import connect, now, transaction
-from fahflow.tasks.base import ClaimedTask, safe_id
+from fahflow.tasks.base import ClaimedTask, safe_id, task_id_for
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS transformations (
@@ -82,7 +82,7 @@ class LocalQueue:
     def _task(self, row: sqlite3.Row) -> ClaimedTask:
         return ClaimedTask(
             key=row["key"],
-            task_id=safe_id(row["key"]),
+            task_id=task_id_for(row["key"]),
             transformation_id=row["transformation_id"],
             name=row["name"],
             spec_yaml=row["spec_yaml"],

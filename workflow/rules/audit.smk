@@ -1,0 +1,16 @@
+# The last step of a batch: fails (so the batch exits non-zero) when a WU in flight has gone
+# unreported by the WS for longer than batch.unseen_alert_s, or when this batch's poll failed.
+rule audit:
+    input:
+        polled=f"{BATCH_DIR}/poll.json",
+    output:
+        f"{BATCH_DIR}/audit.json",
+    log:
+        "logs/audit.log",
+    conda:
+        "../envs/fahflow.yaml"
+    params:
+        config=CONFIG_FILE,
+    shell:
+        "fahflow batch audit --config {params.config} --polled {input.polled} --out {output} "
+        "> {log} 2>&1"

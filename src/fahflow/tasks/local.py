@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fahflow.errors import LedgerError
-from fahflow.ledger import connect, now, transaction
+from fahflow.sqlite import connect, now, transaction
 from fahflow.tasks.base import ClaimedTask, safe_id, task_id_for
 
 _SCHEMA = """

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
 
 import pytest
 from pydantic import ValidationError
 
 from fahflow.errors import ConfigError
+from fahflow.nonbonded import NONBONDED_METHODS, canonical_method
 from fahflow.protocol.projects import ProjectSlot, effort, propose_project_sizes, select_project
 
 PROJECTS = [
@@ -95,3 +98,31 @@ def test_proposal_edge_cases() -> None:
         propose_project_sizes(10, 5, 3)
     with pytest.raises(ConfigError, match="count must be at least 1, got 0"):
         propose_project_sizes(10, 50, 0)
+
+
+def test_config_and_project_selection_agree_on_method_names() -> None:
+    """One canonicaliser (fahflow.nonbonded) for the config and PROJECT selection."""
+    for spelling, canonical in [("pme", "PME"), (" NoCutoff ", "NoCutoff"), ("ljpme", "LJPME")]:
+        assert canonical_method(spelling) == canonical
+        assert ProjectSlot(id=1, atoms=10, nonbonded_method=spelling).nonbonded_method == canonical
+    assert set(NONBONDED_METHODS) == {
+        "PME", "LJPME", "CutoffPeriodic", "CutoffNonPeriodic", "Ewald", "NoCutoff",
+    }  # fmt: skip
+    with pytest.raises(ConfigError, match="'PPPM' is not one of PME, LJPME"):
+        canonical_method("PPPM")
+
+
+def test_loading_the_config_does_not_import_the_protocol_layer() -> None:
+    """``fahflow.config`` sits below the protocol layer: validating a PROJECT's method must not
+    pull in ``fahflow.protocol`` (which a batch step that never builds WUs does not need)."""
+    code = (
+        "import sys\n"
+        "from fahflow.config import ProjectSettings\n"
+        "s = ProjectSettings(id=1, atoms=10, nonbonded_method='pme', contact='a@b', credit=1)\n"
+        "assert s.nonbonded_method == 'PME', s\n"
+        "print(sorted(m for m in sys.modules if m.startswith('fahflow.protocol')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

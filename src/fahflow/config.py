@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from fahflow.errors import ConfigError
+from fahflow.nonbonded import NONBONDED_METHODS, canonical_method
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -205,12 +206,10 @@ class ProjectSettings(_Section):
     @field_validator("nonbonded_method")
     @classmethod
     def _known_method(cls, method: str) -> str:
-        from fahflow.protocol.projects import NONBONDED_METHODS
-
-        for known in NONBONDED_METHODS:
-            if method.lower() == known.lower():
-                return known
-        raise ValueError(f"must be one of {', '.join(NONBONDED_METHODS)}")
+        try:
+            return canonical_method(method)
+        except ConfigError:
+            raise ValueError(f"must be one of {', '.join(NONBONDED_METHODS)}") from None
 
 
 class LocalQueueSettings(_Section):

@@ -16,24 +16,15 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fahflow.errors import ConfigError
+from fahflow.nonbonded import NONBONDED_METHODS, SCALING, canonical_method
 
-#: How a nonbonded method's cost per step grows with the atom count.
-_SCALING: dict[str, str] = {
-    "PME": "nlogn",
-    "LJPME": "nlogn",
-    "CutoffPeriodic": "nlogn",
-    "CutoffNonPeriodic": "nlogn",
-    "Ewald": "n1.5",
-    "NoCutoff": "n2",
-}
-NONBONDED_METHODS: tuple[str, ...] = tuple(_SCALING)
-
-
-def _canonical_method(method: str) -> str:
-    for known in _SCALING:
-        if method.strip().lower() == known.lower():
-            return known
-    raise ConfigError(f"nonbonded method {method!r} is not one of {', '.join(NONBONDED_METHODS)}")
+__all__ = [
+    "NONBONDED_METHODS",
+    "ProjectSlot",
+    "effort",
+    "propose_project_sizes",
+    "select_project",
+]
 
 
 class ProjectSlot(BaseModel):
@@ -49,7 +40,7 @@ class ProjectSlot(BaseModel):
     @classmethod
     def _known_method(cls, value: str) -> str:
         try:
-            return _canonical_method(value)
+            return canonical_method(value)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
 
@@ -66,7 +57,7 @@ def effort(n_atoms: int, nonbonded_method: str) -> float:
     """
     if n_atoms < 1:
         raise ConfigError(f"atom count must be positive, got {n_atoms}")
-    scaling = _SCALING[_canonical_method(nonbonded_method)]
+    scaling = SCALING[canonical_method(nonbonded_method)]
     n = float(n_atoms)
     if scaling == "nlogn":
         # max(...) keeps a 1- or 2-atom system from having zero effort.
@@ -85,7 +76,7 @@ def select_project(
     :class:`~fahflow.errors.ConfigError` naming the system and the configured PROJECTs when none
     fits: the operator must add a larger PROJECT, not have the WU land in a too-small one.
     """
-    method = _canonical_method(nonbonded_method)
+    method = canonical_method(nonbonded_method)
     need = effort(n_atoms, method)
     same_method = [p for p in projects if p.nonbonded_method == method]
     fitting = [p for p in same_method if p.effort >= need]
@@ -125,7 +116,7 @@ def propose_project_sizes(
     first size is ``min_atoms`` and the last ``max_atoms``; sizes that round to the same count
     are merged.
     """
-    method = _canonical_method(nonbonded_method)
+    method = canonical_method(nonbonded_method)
     if min_atoms < 1 or max_atoms < min_atoms:
         raise ConfigError(
             f"need 1 <= min_atoms <= max_atoms, got min_atoms={min_atoms}, max_atoms={max_atoms}"

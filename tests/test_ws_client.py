@@ -31,11 +31,12 @@ from fahflow.errors import (
     ConfigError,
     Conflict,
     NotFound,
+    OutcomeUnknown,
     TransientError,
     WorkServerError,
 )
 from fahflow.ws import certs
-from fahflow.ws.client import AssignmentServerClient, WorkServerClient, parse_timeout
+from fahflow.ws.client import AssignmentServerClient, Repeat, WorkServerClient, parse_timeout
 from fahflow.ws.models import ASProjectData, ASWorkServerData, JobAction, JobState, ProjectData
 
 EMAIL = "operator@example.org"
@@ -365,12 +366,56 @@ def test_client_errors_are_typed_and_never_retried(server, operator, status, err
 def test_non_idempotent_calls_are_not_retried_on_transient_failure(server, operator, call):
     server.script.append(Reply(503))
     ws = make_ws(server, operator)
-    with pytest.raises(TransientError, match="not idempotent"):
+    with pytest.raises(OutcomeUnknown, match="not idempotent") as info:
         if call == "create":
             ws.create_clone(90001, 0, 3)
         else:
             ws.restart_job(90001, 0, 3)
     assert len(server.seen) == 1 and ws._sleep == []
+    assert not isinstance(info.value, TransientError)  # TransientError means "safe to retry"
+    assert info.value.status == 503 and info.value.method == "PUT"
+    check = "check with `fahflow ws job 90001 0 3` before trying again"
+    why = "not retried because the call is not idempotent"
+    assert info.value.check == check
+    assert str(info.value).endswith(f"the outcome is unknown ({why}): {check}")
+
+
+@pytest.mark.parametrize("lost", ["read timeout", "dropped", "502", "504"])
+def test_create_whose_answer_was_lost_has_an_unknown_outcome(server, operator, lost):
+    """The request went out; what the WS did is unknown: one attempt, then OutcomeUnknown."""
+    server.script.append(
+        {
+            "read timeout": Reply(hang=True),
+            "dropped": Reply(body=b"x" * 10_000, truncate=True),
+            "502": Reply(502, b"bad gateway"),
+            "504": Reply(504, b"gateway timeout"),
+        }[lost]
+    )
+    ws = make_ws(server, operator, timeout=(2.0, 0.3))
+    with pytest.raises(OutcomeUnknown, match=r"outcome is unknown.*fahflow ws job 7 0 3"):
+        ws.create_clone(7, 0, 3)
+    assert len(server.seen) == 1 and ws._sleep == []
+
+
+def test_429_on_a_non_idempotent_call_is_retried(server, operator):
+    """429 turns the request away before it is acted on, so even a create may be repeated."""
+    server.script.extend([Reply(429, headers={"Retry-After": "2"}), Reply()])
+    ws = make_ws(server, operator, backoff_s=0.01)
+    ws.create_clone(7, 0, 3)
+    assert [s.path for s in server.seen] == ["/api/projects/7/runs/0/clones/3/create"] * 2
+    assert ws._sleep == [2.0]
+
+
+def test_renewal_whose_answer_was_lost_is_transient_for_the_caller(server, operator):
+    """A repeat of a renewal is harmless (same key, same CSR): TransientError, not retried here
+    (each success issues a certificate), so that the next batch simply tries again."""
+    server.script.append(Reply(503, b"busy"))
+    with AssignmentServerClient(server.url, cert=operator, verify=server.pki.ca_path) as as_:
+        as_._sleep = Sleeps()
+        with pytest.raises(TransientError, match="renewing again is safe") as info:
+            as_.renew_certificate(certs.csr_pem(operator[1], EMAIL))
+    assert type(info.value) is TransientError and as_._sleep == []
+    assert [(s.method, s.path) for s in server.seen] == [("POST", "/api/auth/csr")]
 
 
 @pytest.mark.parametrize(
@@ -427,6 +472,55 @@ def test_failed_download_leaves_the_old_file_and_no_temp_files(server, operator,
     assert [p.name for p in tmp_path.iterdir()] == ["globals.csv"]
 
 
+GEN_FILES = "/api/projects/7/runs/0/clones/3/gens/0/files"
+
+
+def _partials(out: Path) -> list[Path]:
+    return list(out.parent.glob(f".{out.name}.part-*"))
+
+
+def test_download_gen_fetches_a_whole_set_then_replaces(server, operator, tmp_path):
+    server.store[f"{GEN_FILES}/globals.csv"] = b"Step,Time\n0,0\n"
+    server.store[f"{GEN_FILES}/logs/science.log"] = b"done\n"
+    out = tmp_path / "results" / "p7-r0-c3-g0"
+    ws = make_ws(server, operator)
+    got = ws.download_gen(7, 0, 3, 0, out)
+    assert sorted(got) == [out / "globals.csv", out / "logs" / "science.log"]
+    assert (out / "logs" / "science.log").read_bytes() == b"done\n"
+    assert _partials(out) == []
+    # again into the same folder: files replaced in place, others left alone
+    (out / "globals.csv").write_text("stale\n")
+    (out / "mine.txt").write_text("kept\n")
+    ws.download_gen(7, 0, 3, 0, out)
+    assert (out / "globals.csv").read_bytes() == b"Step,Time\n0,0\n"
+    assert (out / "mine.txt").read_text() == "kept\n" and _partials(out) == []
+
+
+def test_download_gen_broken_midway_leaves_the_folder_as_it_was(server, operator, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "globals.csv").write_bytes(b"old")
+    listing = [{"path": "globals.csv", "size": 3}, {"path": "science.log", "size": 5}]
+    server.script.extend(
+        [Reply(body=listing), Reply(body=b"new"), Reply(body=b"x" * 100_000, truncate=True)]
+    )
+    with pytest.raises(TransientError):
+        make_ws(server, operator, retries=0).download_gen(7, 0, 3, 0, out)
+    assert [p.name for p in out.iterdir()] == ["globals.csv"]
+    assert (out / "globals.csv").read_bytes() == b"old" and _partials(out) == []
+
+
+def test_download_gen_without_files_names_the_gen_and_the_job_state(server, operator, tmp_path):
+    server.script.extend([Reply(body=[]), Reply(body=JOB)])
+    out = tmp_path / "out"
+    with pytest.raises(NotFound, match=r"GEN 0 of job 7:0:3 has no result files \(job is READY\)"):
+        make_ws(server, operator).download_gen(7, 0, 3, 0, out)
+    assert not out.exists() and _partials(out) == []
+    out.write_text("a file")
+    with pytest.raises(ConfigError, match="exists and is not a directory"):
+        make_ws(server, operator).download_gen(7, 0, 3, 0, out)
+
+
 def test_read_timeout_fires_and_is_retried_for_reads(server, operator):
     server.script.extend([Reply(hang=True), Reply(hang=True)])
     ws = make_ws(server, operator, timeout=(2.0, 0.3), retries=1)
@@ -439,7 +533,9 @@ def test_per_call_timeout_overrides_the_default(server, operator):
     server.script.append(Reply(hang=True))
     ws = make_ws(server, operator, timeout=(2.0, 30.0), retries=0)
     with pytest.raises(TransientError):
-        ws._call("GET", "/api/projects", lambda r: r.json(), idempotent=True, timeout=(2.0, 0.2))
+        ws._call(
+            "GET", "/api/projects", lambda r: r.json(), repeat=Repeat.BY_CLIENT, timeout=(2.0, 0.2)
+        )
 
 
 def test_connection_refused_is_transient_and_retried(pki, operator):

@@ -3,6 +3,24 @@
 One base, a few leaves. Callers catch :class:`FahflowError` at the CLI boundary and turn it into a
 one-line message and a non-zero exit code (``fahflow.cli``); library code raises the most specific
 leaf so that tests and callers can tell failures apart without parsing messages.
+
+Which server errors may be retried, and by whom:
+
+================== ======================================= =====================================
+error              what happened                           who may try again
+================== ======================================= =====================================
+TransientError     the call did not succeed, and doing it  the caller, later (the next batch):
+                   again is safe (timeouts and resets of   the client already retried what it
+                   idempotent calls, 429, 502-504, a       may, with backoff
+                   request that never left)
+OutcomeUnknown     a non-idempotent call (create a CLONE,  nobody blindly: look at the server
+                   a job action) was sent and its answer   first (``fahflow ws job P R C``); the
+                   was lost: it may or may not have        ledger's intent row makes the next
+                   happened                                batch do so (``batch.create``)
+NotFound, Conflict the server answered and refused         nobody: the same request gets the
+CertificateError                                           same answer until something changes
+WorkServerError    any other error answer (500, bad data)  the operator, after a look
+================== ======================================= =====================================
 """
 
 from __future__ import annotations
@@ -67,8 +85,25 @@ class CertificateError(WorkServerError):
 class TransientError(WorkServerError):
     """Timeouts, dropped connections, 429 and 502-504: safe to retry.
 
-    Raised once the client's retries ran out.
+    Raised once the client's retries ran out, or at once for a call the client does not repeat
+    itself although a repeat is harmless (certificate renewal: each success issues a
+    certificate). Never raised when a repeat could do something twice: that is
+    :class:`OutcomeUnknown`.
     """
+
+
+class OutcomeUnknown(WorkServerError):
+    """A non-idempotent call was sent and its answer was lost (a read timeout, a connection
+    dropped after the request went out, 502-504): it may or may not have happened.
+
+    Not a :class:`TransientError` on purpose: repeating it could create a job twice or restart
+    one twice, so nobody retries it blindly. Find out first what the server did; ``check`` says
+    how (for a job: ``fahflow ws job P R C``), and the message ends with it.
+    """
+
+    def __init__(self, message: str, *, check: str = "", **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.check = check
 
 
 class LedgerError(FahflowError):

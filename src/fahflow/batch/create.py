@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fahflow.batch.context import BatchContext, write_json
-from fahflow.errors import Conflict, LedgerError, NotFound
+from fahflow.errors import Conflict, LedgerError, NotFound, OutcomeUnknown
 from fahflow.failpoints import failpoint
 from fahflow.ledger import WorkUnitRow
 
@@ -68,6 +68,11 @@ def _create(ctx: BatchContext, wu: WorkUnitRow, *, check_first: bool) -> str:
     try:
         ws.create_clone(wu.project, wu.run, wu.clone)
         failpoint("create.after_call")
+    except OutcomeUnknown as exc:
+        # The create may or may not have reached the WS: the intent stays, and the next batch
+        # looks for the job before trying again (check_first).
+        logger.warning("%s: %s; the next batch checks the WS", wu.prcg, exc)
+        return "outcome unknown: the next batch checks the WS"
     except Conflict:
         # The job exists: a create we could not confirm did reach the WS after all.
         job = ws.get_job(wu.project, wu.run, wu.clone)

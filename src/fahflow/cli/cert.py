@@ -17,7 +17,8 @@ from rich.table import Table
 
 from fahflow.errors import CertificateError
 from fahflow.ws import certs
-from fahflow.ws.client import DEFAULT_TIMEOUT, AssignmentServerClient
+from fahflow.ws.assignment_server import AssignmentServerClient
+from fahflow.ws.transport import DEFAULT_TIMEOUT
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 _CERT = click.option(

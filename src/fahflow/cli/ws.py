@@ -1,17 +1,16 @@
 """`fahflow ws ...`: look at and manage projects and jobs on a FAH work server.
 
 Connection settings come from options or environment variables (FAHFLOW_WS_URL, FAHFLOW_CERT,
-FAHFLOW_KEY, FAHFLOW_CA) and are turned into a client by
-:func:`fahflow.ws.client.client_from_options`, which the workflow may reuse. Data goes to stdout
-(a rich table, or JSON with ``--json``); errors become one line and exit code 1 in ``fahflow.cli``.
+FAHFLOW_KEY, FAHFLOW_CA) and are turned into a client by :func:`client_from_options`. Data goes to
+stdout (a rich table, or JSON with ``--json``); errors become one line and exit code 1 in
+``fahflow.cli``, their messages as the library wrote them (a create or job action whose answer was
+lost says "the outcome is unknown" and which `fahflow ws job` to look at first).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,14 +21,8 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from fahflow.errors import ConfigError, Conflict, NotFound, TransientError, WorkServerError
-from fahflow.ws.client import (
-    CREATE_FORMS,
-    DEFAULT_TIMEOUT,
-    CreateForm,
-    WorkServerClient,
-    client_from_options,
-)
+from fahflow.errors import ConfigError, Conflict, NotFound, WorkServerError
+from fahflow.ws.client import CREATE_FORMS, DEFAULT_TIMEOUT, CreateForm, WorkServerClient
 from fahflow.ws.models import Compression, JobAction, JobState, ProjectData
 from fahflow.ws.results import gen_over_api
 
@@ -42,6 +35,38 @@ def _echo_json(data: Any) -> None:
     elif isinstance(data, list):
         data = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
     click.echo(json.dumps(data, indent=2))
+
+
+def client_from_options(
+    url: str | None,
+    cert: str | os.PathLike[str] | None,
+    key: str | os.PathLike[str] | None,
+    ca: str | os.PathLike[str] | None = None,
+    *,
+    timeout: Any = DEFAULT_TIMEOUT,
+    retries: int = 5,
+    backoff_s: float = 0.5,
+    create_form: CreateForm = "clone",
+) -> WorkServerClient:
+    """A :class:`WorkServerClient` from loose settings (CLI options, env vars).
+
+    Says which setting is missing, by its option and environment variable names. ``ca=None``
+    verifies the server against the system CAs.
+    """
+    if not url:
+        raise ConfigError("no work server URL: pass --url or set FAHFLOW_WS_URL")
+    if not cert or not key:
+        missing = "--cert (FAHFLOW_CERT)" if not cert else "--key (FAHFLOW_KEY)"
+        raise ConfigError(f"the work server needs a client certificate and key: missing {missing}")
+    return WorkServerClient(
+        url,
+        cert=(cert, key),
+        verify=ca if ca else True,
+        timeout=timeout,
+        retries=retries,
+        backoff_s=backoff_s,
+        create_form=create_form,
+    )
 
 
 def _client(ctx: click.Context, **extra: Any) -> WorkServerClient:
@@ -356,8 +381,8 @@ def create_clone(
     """Create job PROJECT RUN CLONE from the files already uploaded for it.
 
     Ids are never reused on FAH, so an existing job is an error, and a create whose answer was
-    lost is not repeated: check `fahflow ws job` first. A job the WS marks FAILED at once (its
-    <send> files are missing) is an error too.
+    lost is not repeated (the outcome is unknown): check `fahflow ws job` first. A job the WS
+    marks FAILED at once (its <send> files are missing) is an error too.
     """
     prcg = f"{project}:{run}:{clone}"
     with _client(ctx, create_form=create_form) as client:
@@ -372,12 +397,6 @@ def create_clone(
                 f"job {prcg} was not created{why}: {exc}",
                 method=exc.method, url=exc.url, status=exc.status, body=exc.body,
             ) from None  # fmt: skip
-        except TransientError as exc:
-            raise TransientError(
-                f"creating job {prcg} may or may not have happened; check `fahflow ws job "
-                f"{project} {run} {clone}` before trying again: {exc}",
-                method=exc.method, url=exc.url, status=exc.status, body=exc.body,
-            ) from None  # fmt: skip
         state = client.get_job(project, run, clone).state
     if state is JobState.FAILED:
         raise WorkServerError(
@@ -385,14 +404,6 @@ def create_clone(
             f"uploaded (`fahflow ws files {project}`)?"
         )
     click.echo(f"created job {prcg}: {state.value}")
-
-
-def _replace_into(staging: Path, out: Path) -> None:
-    """Move every file of ``staging`` to the same place under ``out`` (each rename atomic)."""
-    for source in sorted(p for p in staging.rglob("*") if p.is_file()):
-        target = out / source.relative_to(staging)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, target)
 
 
 @ws.command("results")
@@ -420,30 +431,16 @@ def results(
     The files are first downloaded next to --out; only when all arrived do they replace those
     in --out, so an interrupted download never leaves a partial set behind.
     """
-    prcg = f"{project}:{run}:{clone}"
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} exists and is not a directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.part-{os.getpid()}-{secrets.token_hex(4)}"
-    staging.mkdir()
-    try:
-        with _client(ctx) as client:
-            if gen is None:  # the GEN that was run, not the job's `gen` (fahflow.ws.results)
-                gen = gen_over_api(lambda g: client.list_gen_files(project, run, clone, g))
-            fetched = list(client.iter_gen_files(project, run, clone, gen, staging))
-            if not fetched:
-                state = client.get_job(project, run, clone).state.value
-                raise NotFound(f"GEN {gen} of job {prcg} has no result files (job is {state})")
-        if out.exists():
-            _replace_into(staging, out)
-        else:
-            staging.rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    for path in fetched:
-        local = out / path.relative_to(staging)
+    with _client(ctx) as client:
+        if gen is None:  # the GEN that was run, not the job's `gen` (fahflow.ws.results)
+            gen = gen_over_api(lambda g: client.list_gen_files(project, run, clone, g))
+        fetched = client.download_gen(project, run, clone, gen, out)
+    for local in fetched:
         click.echo(f"{local}\t{local.stat().st_size}")
-    click.echo(f"downloaded {len(fetched)} files of job {prcg} GEN {gen} to {out}", err=True)
+    click.echo(
+        f"downloaded {len(fetched)} files of job {project}:{run}:{clone} GEN {gen} to {out}",
+        err=True,
+    )
 
 
 COMMANDS: list[click.Command] = [ws]

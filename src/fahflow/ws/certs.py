@@ -31,7 +31,7 @@ from fahflow.atomic import write_bytes
 from fahflow.errors import CertificateError, ConfigError
 
 if TYPE_CHECKING:
-    from fahflow.ws.client import AssignmentServerClient
+    from fahflow.ws.assignment_server import AssignmentServerClient
 
 logger = logging.getLogger(__name__)
 

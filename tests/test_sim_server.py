@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client as httpclient
+import logging
 import ssl
 import time
 from dataclasses import dataclass
@@ -13,8 +14,10 @@ import pytest
 import requests
 from cryptography import x509
 
-from fahflow.errors import Conflict
+from fahflow.errors import ConfigError
 from fahflow.sim import FaultConfig, SimConfig, Simulator
+from fahflow.sim.errors import HttpError
+from fahflow.sim.records import JobState as SimJobState
 from fahflow.ws.models import FileData, JobData, JobResults, JobState, ProjectData
 
 PROJECT = {"core_id": "0x23", "contact": "operator@example.org", "atoms": 125, "credit": 10}
@@ -275,7 +278,7 @@ def test_drop_after_processing_still_changes_state(make_sim, make_identity) -> N
             caller("PUT", f"/api/projects/1/files/RUN0/{name}", data=b"x")
     with pytest.raises(requests.exceptions.ConnectionError):
         caller("PUT", "/api/projects/1/runs/0/clones/0/create")
-    assert sim.store.get_job(1, 0, 0).state is JobState.READY
+    assert sim.store.get_job(1, 0, 0).state is SimJobState.READY
     assert sim.create_count(1, 0, 0) == 1
 
 
@@ -303,8 +306,66 @@ def test_late_returns_after_a_timeout(http, sim: Simulator) -> None:
     second = sim.store.assign("vol-b")
     assert first and second and sim.store.get_job(1, 0, 0).assigns == 2
     job = sim.store.fault(first.token, "late fault", max_retries=1)
-    assert (job.state, job.retries) == (JobState.ASSIGNED, 0)
+    assert (job.state, job.retries) == (SimJobState.ASSIGNED, 0)
     job = sim.store.finish(second.token, gens=1, write_results=lambda job: None)
-    assert job.state is JobState.FINISHED
-    with pytest.raises(Conflict):
+    assert job.state is SimJobState.FINISHED
+    with pytest.raises(HttpError) as refused:
         sim.store.finish(first.token, gens=1, write_results=lambda job: None)
+    assert refused.value.status == 409
+
+
+def test_a_handler_bug_is_a_500_with_the_traceback_logged(http, sim: Simulator, caplog) -> None:
+    """A ValueError inside a handler is the simulator's fault, not the caller's: never a 400."""
+    make_project(http)
+
+    def broken(*args: object) -> None:
+        raise ValueError("unexpected value in the store")
+
+    sim.store.get_job = broken  # the instance attribute shadows the method for this simulator
+    with caplog.at_level(logging.ERROR, logger="fahflow.sim"):
+        answer = http("GET", "/api/projects/1/runs/0/clones/0")
+    assert answer.status_code == 500
+    assert answer.json()["error"] == "simulator bug: ValueError: unexpected value in the store"
+    assert "simulator bug on GET /api/projects/1/runs/0/clones/0" in caplog.text
+    assert "Traceback" in caplog.text and "in broken" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ([1, 2], "project must be a JSON object, got [1, 2]"),
+        ({**PROJECT, "core_id": "35"}, "'core_id': must be a hex string 0x00..0xff like '0x23'"),
+        ({**PROJECT, "core_id": "0x100"}, "got 256"),
+        ({"core_id": "0x23"}, "field 'contact' is required (a string), got None"),
+        ({**PROJECT, "runs": "4"}, "field 'runs': must be an integer 0..65536, got '4'"),
+        ({**PROJECT, "gens": 0}, "field 'gens': must be an integer 1..2147483647, got 0"),
+        ({**PROJECT, "atoms": True}, "field 'atoms': must be an integer"),
+        ({**PROJECT, "compression": "ZIP"}, "field 'compression': must be one of"),
+    ],
+)  # fmt: skip
+def test_bad_project_bodies_are_400s_naming_the_field(http, body, words: str) -> None:
+    answer = http("PUT", "/api/projects/3", json=body)
+    assert answer.status_code == 400, answer.text
+    assert words in answer.json()["error"]
+    assert http("GET", "/api/projects/3").status_code == 404
+
+
+def test_bad_bodies_elsewhere_are_400s(http, sim: Simulator) -> None:
+    answer = http("PUT", "/api/projects/1", data=b"{not json")
+    assert answer.status_code == 400 and "body is not JSON" in answer.json()["error"]
+    answer = http("PUT", "/api/ws/127.0.0.1/projects/1", json={"ws": 7})
+    assert answer.status_code == 400 and "'ws' must be a string, got 7" in answer.json()["error"]
+    answer = http("PUT", "/api/ws/127.0.0.1", json={"weight": "heavy"})
+    assert answer.status_code == 400 and "'weight': must be a number" in answer.json()["error"]
+    answer = http("POST", "/api/auth/csr", json={"csr": "junk"})
+    assert answer.status_code == 400 and "field 'csr'" in answer.json()["error"]
+
+
+def test_a_misspelt_send_variable_is_refused_when_the_config_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "sim.yaml"
+    path.write_text("send: ['$home/RUN$runn/core.xml']\n")
+    with pytest.raises(ConfigError) as refused:
+        SimConfig.load(path)
+    message = str(refused.value)
+    assert str(path) in message and "'send'" in message and "$home/RUN$runn/core.xml" in message
+    assert "'runn'" in message and "$clone" in message

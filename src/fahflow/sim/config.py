@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fahflow.errors import ConfigError
 
@@ -27,6 +28,9 @@ DEFAULT_SEND = [
 
 CONFIG_NAMES = ("sim.yaml", "sim.yml", "sim.xml")
 """Where :meth:`SimConfig.from_root` looks, in this order."""
+
+SEND_VARIABLES = {"home": "/home", "project": 1, "run": 0, "clone": 0, "gen": 0}
+"""The variables a ``<send>`` entry may use (values here only to check the spelling)."""
 
 
 class _Strict(BaseModel):
@@ -82,6 +86,19 @@ class SimConfig(_Strict):
     body_timeout_s: float = Field(
         600.0, gt=0, description="reading one request body, from the end of its headers"
     )
+
+    @field_validator("send")
+    @classmethod
+    def _send_variables_known(cls, send: list[str]) -> list[str]:
+        """A misspelt variable fails when the config is read, not as a 500 on every create."""
+        for item in send:
+            try:
+                Template(item).substitute(SEND_VARIABLES)
+            except (KeyError, ValueError) as exc:
+                known = ", ".join(f"${name}" for name in SEND_VARIABLES)
+                message = f"send entry {item!r}: bad variable {exc} (known: {known})"
+                raise ValueError(message) from None
+        return send
 
     @classmethod
     def load(cls, path: str | Path) -> SimConfig:

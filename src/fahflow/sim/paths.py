@@ -1,4 +1,7 @@
-"""Turning request paths into filesystem paths that can never leave the simulator's root."""
+"""Turning request paths into filesystem paths that can never leave the simulator's root.
+
+A refused path is an :class:`~fahflow.sim.errors.HttpError` 400 naming it.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote
 
-from fahflow.errors import ConfigError
-from fahflow.ws.models import FileData
+from fahflow.sim.errors import bad_request
+from fahflow.sim.layout import is_results
+from fahflow.sim.records import FileEntry
 
 
 def safe_relpath(raw: str) -> PurePosixPath:
@@ -15,10 +19,10 @@ def safe_relpath(raw: str) -> PurePosixPath:
     backslashes and NUL (after percent-decoding, so ``%2e%2e%2f`` is caught too)."""
     text = unquote(raw)
     if not text or text.startswith("/") or "\\" in text or "\x00" in text:
-        raise ConfigError(f"refused path {text!r}: must be a plain relative path")
+        raise bad_request(f"refused path {text!r}: must be a plain relative path")
     parts = text.split("/")
     if any(part in ("", ".", "..") for part in parts):
-        raise ConfigError(f"refused path {text!r}: no '.', '..' or empty parts")
+        raise bad_request(f"refused path {text!r}: no '.', '..' or empty parts")
     return PurePosixPath(*parts)
 
 
@@ -26,7 +30,7 @@ def resolve_under(base: Path, raw: str) -> Path:
     """``base / raw`` resolved, refused if it (or a symlink on the way) escapes ``base``."""
     target = (base / safe_relpath(raw)).resolve()
     if not target.is_relative_to(base.resolve()):
-        raise ConfigError(f"refused path {unquote(raw)!r}: escapes its directory")
+        raise bad_request(f"refused path {unquote(raw)!r}: escapes its directory")
     return target
 
 
@@ -35,7 +39,7 @@ def is_temp(path: Path) -> bool:
     return path.name.startswith(".")
 
 
-def list_files(base: Path, skip_results: bool = False) -> list[FileData]:
+def list_files(base: Path, skip_results: bool = False) -> list[FileEntry]:
     """Every regular file under ``base``, with size and mtime, sorted by path.
 
     ``skip_results`` leaves out ``RUN*/CLONE*/results*/`` (returned results), so that the project
@@ -48,11 +52,11 @@ def list_files(base: Path, skip_results: bool = False) -> list[FileData]:
         if not path.is_file() or any(is_temp(Path(p)) for p in path.relative_to(base).parts):
             continue
         rel = path.relative_to(base)
-        if skip_results and len(rel.parts) > 3 and rel.parts[2].startswith("results"):
+        if skip_results and is_results(rel):
             continue
         stat = path.stat()
         out.append(
-            FileData(
+            FileEntry(
                 path=rel.as_posix(),
                 size=stat.st_size,
                 modified=datetime.fromtimestamp(stat.st_mtime, UTC),

@@ -3,7 +3,9 @@
 The TLS handshake happens in the worker thread of each connection (not in the accept loop), so
 one slow or foreign client cannot stall the others. A client whose certificate is missing, expired
 or not issued by the simulator's CA fails the handshake, as on a real WS. Routing and the WS/AS
-semantics live in :mod:`fahflow.sim.api`; this module only moves bytes and maps errors to codes.
+semantics live in :mod:`fahflow.sim.api`; this module only moves bytes and maps errors to codes:
+an :class:`~fahflow.sim.errors.HttpError` becomes its status, anything else a handler raises is a
+simulator bug (500, traceback logged), ``ValueError`` included.
 
 Request bodies are never held whole in memory: an endpoint reads :class:`Body` in pieces of at most
 :data:`PIECE` bytes (uploads go straight to a file), for both framings (``Content-Length`` and
@@ -30,9 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import BaseModel, ValidationError
-
-from fahflow.errors import ConfigError, Conflict, NotFound, WorkServerError
+from fahflow.sim.errors import HttpError
 
 logger = logging.getLogger("fahflow.sim")
 
@@ -60,16 +60,18 @@ class Limits:
     body_timeout_s: float = 600.0
 
 
-class Forbidden(WorkServerError):
-    """403: the certificate is valid but not allowed to call this endpoint."""
-
-
-class PayloadTooLarge(ConfigError):
+class PayloadTooLarge(HttpError):
     """413: the request body is over :attr:`Limits.max_body_bytes`."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(413, message)
 
-class BadFraming(ConfigError):
+
+class BadFraming(HttpError):
     """400: the body's framing (chunk sizes, Content-Length) is broken; the connection closes."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(400, message)
 
 
 class _TimedReader(io.RawIOBase):
@@ -233,7 +235,7 @@ class Request:
         try:
             return json.loads(data)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"{self.method} {self.path}: body is not JSON: {exc}") from None
+            raise HttpError(400, f"{self.method} {self.path}: body is not JSON: {exc}") from None
 
 
 @dataclass
@@ -245,13 +247,14 @@ class Response:
 
     @classmethod
     def of(cls, value: Any, status: int = 200) -> Response:
-        """JSON of a pydantic model, a list of models, or plain data."""
+        """JSON of a record (anything with ``to_json()``), a list or dict of them, or plain
+        data."""
         return cls(status, json.dumps(_jsonable(value)).encode())
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
+    if hasattr(value, "to_json"):
+        return value.to_json()
     if isinstance(value, list):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
@@ -260,7 +263,7 @@ def _jsonable(value: Any) -> Any:
 
 
 Dispatch = Callable[[Request], Response]
-"""Routes a request (``api.Api.dispatch``); raises NotFound/Conflict/ConfigError/Forbidden."""
+"""Routes a request (``api.Api.dispatch``); raises :class:`HttpError` for any refusal."""
 
 
 class SimHTTPServer(ThreadingHTTPServer):
@@ -418,21 +421,13 @@ class SimHandler(BaseHTTPRequestHandler):
             )
             self._drop()
             return
-        except PayloadTooLarge as exc:
-            response, linger = _error(413, exc), True
-        except BadFraming as exc:
-            response, linger = _error(400, exc), True
-        except NotFound as exc:
-            response = _error(404, exc)
-        except Forbidden as exc:
-            response = _error(403, exc)
-        except Conflict as exc:
-            response = _error(409, exc)
-        except (ConfigError, ValidationError, ValueError) as exc:
-            response = _error(400, exc)
-        except Exception as exc:
+        except (PayloadTooLarge, BadFraming) as exc:
+            response, linger = _error(exc.status, exc.message), True
+        except HttpError as exc:
+            response = _error(exc.status, exc.message)
+        except Exception as exc:  # ValueError too: a simulator bug, not the caller's fault
             logger.exception("simulator bug on %s %s", method, self.path)
-            response = _error(500, exc)
+            response = _error(500, f"simulator bug: {type(exc).__name__}: {exc}")
         if not linger and fault not in ("drop", "drop_after"):
             linger = not self._drained(body)
         if linger:  # the rest of the body cannot be told from the next request: close after
@@ -461,7 +456,7 @@ class SimHandler(BaseHTTPRequestHandler):
             return body is not None
         try:
             return body.drain()
-        except (OSError, ConfigError):
+        except (OSError, HttpError):
             return False
 
     def _send(self, response: Response) -> None:
@@ -482,11 +477,5 @@ class SimHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
-def _error(status: int, exc: Exception) -> Response:
-    if isinstance(exc, ValidationError):
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        message = f"field {where!r}: {err['msg']} (got {err.get('input')!r})"
-    else:
-        message = str(exc)
+def _error(status: int, message: str) -> Response:
     return Response(status, json.dumps({"error": message, "status": status}).encode())

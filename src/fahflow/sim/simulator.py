@@ -23,9 +23,9 @@ from fahflow.sim.ca import CertificateAuthority
 from fahflow.sim.config import SimConfig
 from fahflow.sim.eventlog import EventLog
 from fahflow.sim.faults import HttpFaults
+from fahflow.sim.records import Job, JobState
 from fahflow.sim.server import Limits, SimHTTPServer, server_context
 from fahflow.sim.store import Store
-from fahflow.ws.models import JobData, JobState
 
 logger = logging.getLogger("fahflow.sim")
 
@@ -230,13 +230,13 @@ class Simulator:
         clone: int,
         states: Iterable[str | JobState] = ("FINISHED",),
         timeout: float = 60,
-    ) -> JobData:
+    ) -> Job:
         """Block until the job is in one of ``states`` (awaits state changes, no polling).
 
         Raises ``TimeoutError`` naming the state it was left in.
         """
         wanted = {JobState(s) for s in states}
-        found: list[JobData] = []
+        found: list[Job] = []
 
         def reached() -> bool:
             try:

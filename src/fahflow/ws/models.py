@@ -2,7 +2,8 @@
 
 Field names follow the WS adaptive-sampling API (DESIGN §1). Every model ignores unknown fields
 so that a newer WS adding a field does not break a running campaign; it validates what we rely on.
-The simulator (``fahflow.sim``) serializes the same models, so client and server cannot drift.
+The simulator (``fahflow.sim``) does not use these models: it has its own records, and both sides
+are pinned to the recorded JSON (``tests/test_ws_contract.py``), not to each other.
 
 The shapes are pinned to the best evidence of real answers: the models of alchemiscale-fah's
 ``FahAdaptiveSamplingClient`` (``alchemiscale_fah/compute/models.py``), the only client known to

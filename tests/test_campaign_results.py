@@ -11,7 +11,7 @@ import yaml
 from rich.console import Console
 
 from fahflow.analysis.synthetic import crooks_gaussian_works
-from fahflow.campaign import print_results
+from fahflow.cli.render import print_results
 from fahflow.tasks import LocalQueue
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fahflow.config import json_schema, load_config
+from fahflow.config import EstimateSettings, SimulatorFaultSettings, json_schema, load_config
 from fahflow.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,3 +115,36 @@ def test_empty_or_non_mapping_config_is_named(tmp_path: Path, text: str, message
     with pytest.raises(ConfigError, match=message) as info:
         load_config(path)
     assert str(info.value).startswith(f"{path}: ")
+
+
+# --- the simulator: block (read by the demo only) ---------------------------------------------
+
+
+def test_simulator_fault_settings_mirror_the_simulators_own() -> None:
+    """The config cannot import the simulator (every batch command reads it), so its fault
+    model repeats FaultConfig's fields: same names, types, bounds and defaults."""
+    from fahflow.sim.config import FaultConfig
+
+    ours = SimulatorFaultSettings.model_json_schema()["properties"]
+    assert ours == FaultConfig.model_json_schema()["properties"]
+
+
+def test_simulator_block_is_checked_where_the_config_is_read(tmp_path: Path) -> None:
+    settings = load_config(REPO / ".test" / "config_faults" / "config.yaml").simulator
+    assert settings is not None
+    assert (settings.volunteers, settings.seed, settings.clock_scale) == (2, 1, 10)
+    assert settings.faults.vanish_rate == 0.2 and settings.faults.drop_after_rate == 0.0
+    data = _base()
+    data["simulator"]["faults"] = {"vanish_rate": 2}
+    with pytest.raises(ConfigError, match=r"simulator\.faults\.vanish_rate: .*less than or equal"):
+        load_config(_write(tmp_path, data))
+    data["simulator"] = {"volunteers": 2, "port": 18443}  # the port is ws.url's
+    with pytest.raises(ConfigError, match=r"config.yaml: simulator\.port: Extra inputs"):
+        load_config(_write(tmp_path, data))
+
+
+def test_the_two_analysis_settings_have_different_names() -> None:
+    from fahflow.analysis import report
+
+    assert type(load_config(REPO / "config" / "config.yaml").analysis) is EstimateSettings
+    assert EstimateSettings.__name__ != report.AnalysisSettings.__name__

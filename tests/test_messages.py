@@ -126,12 +126,12 @@ def test_disk_io_error_of_the_database_names_it(tmp_path: Path) -> None:
 
 
 def test_a_bare_sqlite_error_is_one_line(run, tmp_path: Path, monkeypatch) -> None:
-    import fahflow.campaign
+    import fahflow.cli.render
 
     def broken(*args: object, **kwargs: object) -> None:
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(fahflow.campaign, "print_status", broken)
+    monkeypatch.setattr(fahflow.cli.render, "print_status", broken)
     line = _one_clear_line(*run("status", "--config", _config(tmp_path))[::2])
     assert "disk I/O error" in line and "ledger and queue files" in line
 

@@ -8,18 +8,13 @@ Transformation into one BAR estimate, bootstrapped over whole CLONEs.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import yaml
-from rich.console import Console
-from rich.table import Table
 
-from fahflow.analysis.numbers import value_sigma_text
 from fahflow.config import FahflowConfig, load_config
 from fahflow.errors import AnalysisError, ConfigError
 from fahflow.ledger import Ledger
@@ -103,30 +98,6 @@ def unseen_warnings(config: FahflowConfig) -> list[str]:
     ]
 
 
-def print_status(
-    config_path: Path, *, show_all: bool = False, console: Console | None = None
-) -> None:
-    config = load_config(config_path)
-    rows = task_rows(config)
-    console = console or Console()
-    counts = Counter(r["step"] for r in rows)
-    console.print(
-        f"{len(rows)} Task(s): " + ", ".join(f"{n} {step}" for step, n in sorted(counts.items()))
-    )
-    for line in unseen_warnings(config):
-        console.print(f"[bold yellow]WARNING[/] {line}", highlight=False)
-    shown = rows if show_all else [r for r in rows if r["step"] not in ("done",)]
-    if not shown:
-        return
-    table = Table("Task", "Transformation", "Step", "WUs done", "Restarts", "ΔG / kT", "Reason")
-    for r in shown[:200] if not show_all else shown:
-        dg = "" if r["Delta_f_kT"] is None else value_sigma_text(r["Delta_f_kT"], r["sigma_kT"])
-        table.add_row(
-            r["task"], r["transformation"], r["step"], r["wus"], str(r["restarts"]), dg, r["reason"]
-        )
-    console.print(table)
-
-
 def transformation_results(config: FahflowConfig, *, report_dir: Path | None = None) -> list[dict]:
     """One pooled BAR estimate per Transformation over the works of its completed Tasks."""
     from fahflow.analysis.estimate import bar_estimate
@@ -204,66 +175,3 @@ def _write_report(config: FahflowConfig, transformation_id: str, report_dir: Pat
         max_abs_work_kT=settings.max_abs_work_kT,
     )
     return write_report(result, report_dir / transformation_id)
-
-
-def print_results(
-    config_path: Path, *, fmt: str = "table", report_dir: Path | None = None,
-    console: Console | None = None,
-) -> list[dict]:  # fmt: skip
-    config = load_config(config_path)
-    rows = transformation_results(config, report_dir=report_dir)
-    console = console or Console()
-    if fmt == "json":
-        console.print_json(json.dumps(rows, default=str))
-    elif fmt == "csv":
-        buffer = io.StringIO()
-        fields = sorted({k for r in rows for k in r})
-        writer = csv.DictWriter(buffer, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(
-            {**r, "warnings": "; ".join(r["warnings"])} if "warnings" in r else r for r in rows
-        )
-        console.out(buffer.getvalue(), end="")
-    else:
-        console.print(results_table(rows))
-        print_result_notes(console, rows)
-    return rows
-
-
-def results_table(rows: list[dict]) -> Table:
-    """ΔG ± σ per Transformation, narrow enough for 80 columns with the names whole.
-
-    σ has two significant figures (never ``± 0.00`` for a small nonzero σ). Report paths and
-    warnings are long and go under the table (:func:`print_result_notes`). The numbers never
-    wrap; a name that does not fit beside them folds onto further lines, every character kept,
-    rather than being cut to ``Transforma…``.
-    """
-    title = "ΔG per Transformation (BAR, σ = max(bootstrap, analytical))"
-    table = Table(title=title, show_edge=False)  # the outer border costs 2 of the 80 columns
-    table.add_column("Transformation", overflow="fold", min_width=len("Transformation"))
-    table.add_column("Tasks done/\nfailed/open", justify="right", no_wrap=True)
-    table.add_column("Cycles", justify="right", no_wrap=True)
-    table.add_column("ΔG / kT", justify="right", no_wrap=True)
-    table.add_column("ΔG / kcal/mol", justify="right", no_wrap=True)
-    for r in rows:
-        has = "Delta_f_kT" in r
-        table.add_row(
-            r["transformation"],
-            f"{r['tasks_done']}/{r['tasks_failed']}/{r['tasks_open']}",
-            str(r.get("n_cycles", "")),
-            value_sigma_text(r["Delta_f_kT"], r["sigma_kT"]) if has else "",
-            value_sigma_text(r["Delta_f_kcal_per_mol"], r["sigma_kcal_per_mol"]) if has else "",
-        )
-    return table
-
-
-def print_result_notes(console: Console, rows: list[dict]) -> None:
-    """Under the results table: each estimate's warnings, errors and report paths, whole."""
-    for r in rows:
-        name = r["transformation"]
-        if "error" in r:
-            console.print(f"error: {name}: {r['error']}", markup=False, highlight=False)
-        for message in r.get("warnings", []):
-            console.print(f"warning: {name}: {message}", markup=False, highlight=False)
-        if "report" in r:
-            console.print(f"report: {name}: {r['report']}", markup=False, highlight=False)

@@ -233,7 +233,13 @@ class LedgerSettings(_Section):
     path: Path = Field(Path("run/ledger.sqlite"), description="SQLite ledger (WAL)")
 
 
-class AnalysisSettings(_Section):
+class EstimateSettings(_Section):
+    """The ``analysis:`` block: how a Task's works become ΔG ± σ (batch analyze, ``results``).
+
+    Not :class:`fahflow.analysis.report.AnalysisSettings`, the record of the settings an
+    estimate was made with, which ``result.json`` carries.
+    """
+
     bootstrap: int = Field(1000, ge=0, description="whole-CLONE bootstrap samples")
     seed: int = Field(0, description="seed of the bootstrap")
     max_abs_work_kT: float = Field(
@@ -272,6 +278,46 @@ class BatchSettings(_Section):
         return self
 
 
+class SimulatorFaultSettings(_Section):
+    """Fault rates of the simulated WS and volunteers, per event, every draw seeded.
+
+    The same fields as :class:`fahflow.sim.config.FaultConfig` (a test keeps the two equal): the
+    workflow config is read by every batch command, which must not import the simulator.
+    """
+
+    http_503_rate: float = Field(0.0, ge=0, le=1, description="API calls answered 503")
+    drop_rate: float = Field(0.0, ge=0, le=1, description="API calls dropped before processing")
+    drop_after_rate: float = Field(
+        0.0, ge=0, le=1, description="API calls processed, then dropped before the answer"
+    )
+    vanish_rate: float = Field(0.0, ge=0, le=1, description="assignments never returned")
+    faulty_return_rate: float = Field(0.0, ge=0, le=1, description="assignments returned faulty")
+    duplicate_rows_rate: float = Field(
+        0.0, ge=0, le=1, description="globals.csv with a pause/resume duplicate header + rows"
+    )
+    slow_rate: float = Field(1.0, ge=0, le=1, description="assignments delayed by slow_s")
+    slow_s: float = Field(0.0, ge=0, description="extra seconds a slow volunteer takes")
+    cert_lifetime_s: float | None = Field(
+        None, description="lifetime of certificates the AS renews (None: 30 days)"
+    )
+
+
+class SimulatorSettings(_Section):
+    """The ``simulator:`` block, read only by ``fahflow demo``.
+
+    The rest of the simulated WS comes from the ``ws:`` block, as a real WS's would: its port
+    from ``ws.url``, its root from ``ws.data_dir``, its ``<send>`` list from ``ws.send``.
+    """
+
+    volunteers: int = Field(2, ge=0, description="volunteer processes running WUs with OpenMM")
+    seed: int = Field(0, description="seed of every fault draw (the same seed, the same faults)")
+    clock_scale: float = Field(
+        1.0, gt=0, description="simulated seconds per real second: WU timeouts (a vanished "
+        "volunteer's WU is reassigned after the project's timeout) run this much faster",
+    )  # fmt: skip
+    faults: SimulatorFaultSettings = Field(default_factory=SimulatorFaultSettings)
+
+
 class FahflowConfig(_Section):
     """The whole of ``config/config.yaml``."""
 
@@ -279,11 +325,12 @@ class FahflowConfig(_Section):
     projects: list[ProjectSettings] = Field(min_length=1)
     tasks: TaskSettings = Field(default_factory=TaskSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
-    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
+    analysis: EstimateSettings = Field(default_factory=EstimateSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
-    simulator: dict[str, Any] | None = Field(
-        None, description="embedded simulator settings (only read by scripts/demo)"
-    )
+    simulator: SimulatorSettings | None = Field(
+        None, description="the embedded WS simulator that `fahflow demo` (scripts/demo) starts; "
+        "batches never read it",
+    )  # fmt: skip
 
     @field_validator("projects")
     @classmethod

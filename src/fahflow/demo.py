@@ -17,8 +17,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from fahflow.campaign import print_results, print_status, submit_spec, task_rows
-from fahflow.config import FahflowConfig, load_config
+from fahflow.campaign import submit_spec, task_rows
+from fahflow.cli.render import print_results, print_status
+from fahflow.config import FahflowConfig, SimulatorSettings, load_config
 from fahflow.errors import CertificateError, ConfigError
 from fahflow.ledger import Ledger
 from fahflow.protocol.spec import example_path, load_spec
@@ -65,17 +66,17 @@ def run_demo(
 ) -> int:
     """Run the whole campaign; returns the exit status of the last batch (0: all done)."""
     config = load_config(config_path)
-    settings = config.simulator or {}
+    settings = config.simulator or SimulatorSettings()
     if config.ws.staging != "colocated" or config.ws.data_dir is None:
         raise ConfigError(f"{config_path}: the demo runs the simulator as a colocated WS")
     sim_config = SimConfig(
-        send=config.ws.send, seed=int(settings.get("seed", 0)), faults=settings.get("faults", {})
-    )
+        send=config.ws.send, seed=settings.seed, clock_scale=settings.clock_scale,
+        faults=settings.faults.model_dump(),
+    )  # fmt: skip
     port = int(config.ws.url.rsplit(":", 1)[1].split("/")[0])
     sim = Simulator(
-        config.ws.data_dir, port=port, volunteers=int(settings.get("volunteers", 2)),
-        config=sim_config,
-    )  # fmt: skip
+        config.ws.data_dir, port=port, volunteers=settings.volunteers, config=sim_config
+    )
     try:
         sim.start()
     except OSError as exc:
@@ -95,12 +96,13 @@ def run_demo(
                 keys = submit_spec(config_path, example_path(name), None)
                 console.print(f"submitted {len(keys)} Task(s) of the {name} example")
         status = 0
+        # --configfile: the batches read the demo's config, not the profile's config/config.yaml.
+        batch = ["snakemake", "--profile", profile, "--configfile", str(config_path)]
+        batch += ["--quiet", "rules"]
         for number in range(1, max_batches + 1):
             started = time.monotonic()
             console.rule(f"batch {number}")
-            status = subprocess.run(
-                ["snakemake", "--profile", profile, "--quiet", "rules"]
-            ).returncode
+            status = subprocess.run(batch).returncode
             print_status(config_path, console=console)
             console.print(f"batch {number}: exit {status}, {time.monotonic() - started:.1f} s")
             if all(r["step"] in ("done", "failed") for r in task_rows(config)):

@@ -167,7 +167,7 @@ def submit(config_path: Path, spec_path: Path, n_tasks: int | None) -> None:
 @click.option("--all", "show_all", is_flag=True, help="List every Task, not only open ones.")
 def status(config_path: Path, show_all: bool) -> None:
     """Every Task's step (queue + ledger) as a table, with counts per step."""
-    from fahflow.campaign import print_status
+    from fahflow.cli.render import print_status
 
     print_status(config_path, show_all=show_all)
 
@@ -185,7 +185,7 @@ def status(config_path: Path, show_all: bool) -> None:
               help="Also write a report per Transformation under this folder.")  # fmt: skip
 def results(config_path: Path, fmt: str, report: Path | None) -> None:
     """ΔG ± σ per Transformation, pooled over its completed Tasks."""
-    from fahflow.campaign import print_results
+    from fahflow.cli.render import print_results
 
     print_results(config_path, fmt=fmt, report_dir=report)
 

@@ -1,6 +1,7 @@
 rule analyze:
     input:
         collected=f"{RESULTS}/tasks/{{task}}/collected.json",
+        globals=f"{RESULTS}/tasks/{{task}}/globals",
     output:
         outcome=f"{RESULTS}/tasks/{{task}}/outcome.json",
     log:

@@ -4,12 +4,52 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from fahflow.config import FahflowConfig, validate_model
+from fahflow.config import FahflowConfig, load_config, validate_model
+from fahflow.errors import ConfigError
 from fahflow.ledger import actionable_tasks
 
-# Every `fahflow batch` command reads the same config file Snakemake was given (so settings
-# are changed by editing that YAML, not with --config on the command line).
-CONFIG_FILE = str(workflow.configfiles[-1])
+
+def batch_config_file():
+    """The one file every `fahflow batch` command reads: the last `--configfile` (the profile's
+    `configfile:` is one), else the Snakefile's own. Snakemake lists the command line's files
+    first and appends the Snakefile's, so `workflow.configfiles[-1]` would be
+    config/config.yaml even under `--configfile .test/config_sim/config.yaml`."""
+    given = workflow.overwrite_configfiles
+    return str(given[-1] if given else workflow.configfiles[-1])
+
+
+def differing_keys(ours, theirs, prefix=""):
+    """Dotted keys whose values differ between two dumps of the config."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        return [
+            key
+            for name in sorted(set(ours) | set(theirs))
+            for key in differing_keys(
+                ours.get(name), theirs.get(name), f"{prefix}{name}."
+            )
+        ]
+    return [] if ours == theirs else [prefix.rstrip(".")]
+
+
+def check_one_config(settings, path):
+    """The commands read only `path`: refuse a batch whose settings come partly from elsewhere
+    (the Snakefile's config/config.yaml filling keys a --configfile left out, a second
+    --configfile, or --config KEY=VALUE), which the rules would see and the commands not.
+    """
+    differ = differing_keys(
+        settings.model_dump(mode="json"), load_config(path).model_dump(mode="json")
+    )
+    if differ:
+        raise ConfigError(
+            f"{config_source()}: the `fahflow batch` commands read only {path}, but this "
+            f"run's settings differ from it at {', '.join(differ)}: put every setting in that "
+            "one file (a complete config, like .test/config_sim/config.yaml)"
+        )
+
+
+# Every `fahflow batch` command reads this one file (so settings are changed by editing that
+# YAML, not with --config on the command line).
+CONFIG_FILE = batch_config_file()
 
 
 def config_source():
@@ -23,6 +63,7 @@ def config_source():
 # The model first: its errors name the config file, the key and the value (Snakemake's schema
 # errors name neither); the schema is generated from it, so `validate` then only fills defaults.
 SETTINGS = validate_model(config, FahflowConfig, config_source())
+check_one_config(SETTINGS, CONFIG_FILE)
 validate(config, schema="../schemas/config.schema.yaml")
 RESULTS = str(SETTINGS.batch.results_dir)
 LEDGER = str(SETTINGS.ledger.path)
@@ -30,6 +71,9 @@ LEDGER = str(SETTINGS.ledger.path)
 # both each time): two batches started together then want the same outputs, and Snakemake's
 # lock refuses the second instead of letting both create and push the same Tasks.
 BATCH_DIR = str(Path(LEDGER).parent / "batch")
+# The WU files serialize writes (fahflow.protocol.build.FILE_NAMES, which imports OpenMM: the
+# Snakefile is parsed by every run, so the names are repeated here and a test keeps them equal).
+WU_FILES = ("core.xml", "system.xml.bz2", "state.xml.bz2", "integrator.xml.bz2")
 
 
 wildcard_constraints:

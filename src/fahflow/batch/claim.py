@@ -8,7 +8,6 @@ from typing import Any
 
 import yaml
 
-from fahflow import atomic
 from fahflow.batch.context import BatchContext, write_json
 from fahflow.errors import ConfigError, TransientError
 from fahflow.failpoints import failpoint
@@ -71,10 +70,7 @@ def _record(ctx: BatchContext, task: ClaimedTask) -> None:
         data = yaml.safe_load(task.spec_yaml)
     except yaml.YAMLError as exc:
         raise ConfigError(f"Task {task.key}: spec is not valid YAML: {exc}") from None
-    spec = parse_spec(data, f"Task {task.key} spec")
-    spec_path = ctx.transformation_dir(task.transformation_id) / "spec.yaml"
-    if not spec_path.exists():
-        atomic.write_text(spec_path, task.spec_yaml)
+    spec = parse_spec(data, f"Task {task.key} spec")  # the ledger keeps it; serialize writes it
     ctx.ledger.add_task(
         task_id=task.task_id,
         source=ctx.source.name,

@@ -43,7 +43,6 @@ import enum
 import logging
 import math
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,6 +50,7 @@ from pydantic import BaseModel, ConfigDict
 
 from fahflow.analysis.units import temperature_K_from_kT
 from fahflow.errors import ConfigError
+from fahflow.ws.layout import RESULT_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +76,6 @@ cannot replace it: with few pairs it does not run and with near-identical pairs 
 
 MAX_LISTED_ROWS = 5
 """Rows named in one note or reason; more are counted."""
-
-_PRCG_PATH = re.compile(
-    r"PROJ(\d+)[/\\]RUN(\d+)[/\\]CLONE(\d+)[/\\]results(\d+)[/\\][^/\\]+$",
-)
 
 
 class WorkUnitStatus(enum.StrEnum):
@@ -131,7 +127,7 @@ class WorkUnitKey(BaseModel):
     def from_path(cls, path: Path, root: Path | None = None) -> WorkUnitKey:
         """Key of ``path``; ``root`` is the directory it was found under, for the fallback label."""
         posix = path.as_posix()
-        match = _PRCG_PATH.search(posix)
+        match = RESULT_FILE.search(posix)
         if match:
             p, r, c, g = (int(x) for x in match.groups())
             return cls(project=p, run=r, clone=c, gen=g, source=f"P{p}/R{r}/C{c}/G{g}")

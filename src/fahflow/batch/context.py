@@ -1,7 +1,8 @@
-"""What every step needs: the config, the ledger, the Task source and a WS client, made once.
+"""What every step needs: the config, the ledger, the Task source, a WS client and the way to
+the WS's files (staging), made once.
 
-The WS client is created lazily, so steps that never talk to the work server (serialize,
-analyze) do not need its certificates to exist.
+Each is created lazily, so steps that never talk to the work server (serialize, analyze) do not
+need its certificates to exist, and colocated staging never makes a client of its own.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from string import Template
 from typing import Any
 
 from fahflow import atomic
@@ -17,6 +17,7 @@ from fahflow.config import FahflowConfig, load_config
 from fahflow.ledger import Ledger
 from fahflow.tasks import TaskSource, open_source
 from fahflow.ws.client import WorkServerClient
+from fahflow.ws.staging import Staging, open_staging
 
 
 class BatchContext:
@@ -58,6 +59,11 @@ class BatchContext:
             create_form=ws.create_form,
         )
 
+    @functools.cached_property
+    def staging(self) -> Staging:
+        """How stage places WU files and collect fetches results (``ws.staging``)."""
+        return open_staging(self.config.ws, lambda: self.ws)
+
     def close(self) -> None:
         for name in ("ledger", "ws"):
             if name in self.__dict__:
@@ -79,16 +85,9 @@ class BatchContext:
     def task_dir(self, task_id: str) -> Path:
         return self.results_dir / "tasks" / task_id
 
-    def ws_path(self, template: str, project: int, run: int, clone: int = 0, gen: int = 0) -> str:
-        """A ``<send>``-style template as a path relative to the project home."""
-        path = Template(template).substitute(home="", run=run, clone=clone, gen=gen)
-        return path.lstrip("/")
-
-    def project_home(self, project: int) -> Path:
-        """PROJ{p} in the WS data directory (colocated staging and results)."""
-        if self.config.ws.data_dir is None:
-            raise ValueError("ws.data_dir is not set")
-        return self.config.ws.data_dir / f"PROJ{project}"
+    def clone_files_dir(self, task_id: str, run: int, clone: int) -> Path:
+        """A CLONE's own State and Integrator, before stage places them (``RUN{r}-CLONE{c}``)."""
+        return self.task_dir(task_id) / "clones" / f"RUN{run}-CLONE{clone}"
 
 
 def write_json(path: Path, data: Any) -> Path:

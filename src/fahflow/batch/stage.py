@@ -2,32 +2,28 @@
 
 The System and core.xml are placed once per RUN; each CLONE gets its own State (velocities
 redrawn) and Integrator (its own random seed), derived from the Task id so that staging again
-writes the same bytes. Files go straight into the WS data directory when fahflow runs on the WS
-host (``ws.staging: colocated``), or through the WS file API (``api``).
+writes the same bytes (:mod:`fahflow.protocol.clones`). The files go where the ``<send>`` list
+says (:mod:`fahflow.ws.layout`), by the staging the config chose (:mod:`fahflow.ws.staging`).
 """
 
 from __future__ import annotations
 
-import bz2
-import filecmp
 import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
-from fahflow import atomic
 from fahflow.batch.context import BatchContext, write_json
 from fahflow.batch.seeds import seed_for
 from fahflow.errors import ConfigError, NotFound
 from fahflow.failpoints import failpoint
 from fahflow.ledger import WorkUnitRow
+from fahflow.protocol.clones import PER_CLONE_FILES, write_clone_files
 from fahflow.protocol.projects import ProjectSlot, select_project
+from fahflow.ws import layout
 from fahflow.ws.models import ProjectData
 
 logger = logging.getLogger(__name__)
-
-PER_CLONE_FILES = ("state.xml.bz2", "integrator.xml.bz2")
 
 
 def stage(ctx: BatchContext, task_id: str, manifest_path: Path, out: Path) -> dict[str, Any]:
@@ -51,11 +47,11 @@ def stage(ctx: BatchContext, task_id: str, manifest_path: Path, out: Path) -> di
     _ensure_project(ctx, project)
     wus = ctx.ledger.allocate(task_id, project)
     failpoint("stage.after_allocate")
-    clone_dirs = [ctx.task_dir(task_id) / "clones" / f"RUN{w.run}-CLONE{w.clone}" for w in wus]
-    _write_clone_files(
+    clone_dirs = [ctx.clone_files_dir(task_id, w.run, w.clone) for w in wus]
+    write_clone_files(
         wu_dir,
         [(d, seed_for(task_id, w.idx)) for d, w in zip(clone_dirs, wus, strict=True)],
-        manifest,
+        manifest["temperature_K"],
     )
     placed: list[str] = []
     for wu, clone_dir in zip(wus, clone_dirs, strict=True):
@@ -114,45 +110,6 @@ def _ensure_project(ctx: BatchContext, project: int) -> None:
     ctx.ledger.mark_project_ensured(project)
 
 
-def _write_clone_files(
-    wu_dir: Path, clones: list[tuple[Path, int]], manifest: dict[str, Any]
-) -> None:
-    """Each CLONE's State (velocities drawn with its seed) and Integrator (seeded with it).
-
-    The Transformation's files are read and one Context is made per Task, not per CLONE.
-    """
-    todo = [(d, seed) for d, seed in clones if not all((d / n).exists() for n in PER_CLONE_FILES)]
-    if not todo:
-        return
-    import openmm  # only staging and building need OpenMM
-    from openmm import unit
-
-    def load(name: str) -> Any:
-        return openmm.XmlSerializer.deserialize(
-            bz2.decompress((wu_dir / name).read_bytes()).decode()
-        )
-
-    system, state, integrator = (load(n) for n in ("system.xml.bz2", *PER_CLONE_FILES))
-    # Only velocities change; the CPU platform recomputes forces and energy for the State fast.
-    context = openmm.Context(
-        system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("CPU")
-    )
-    try:
-        for out_dir, seed in todo:
-            context.setState(state)
-            context.setVelocitiesToTemperature(manifest["temperature_K"] * unit.kelvin, seed)
-            new_state = context.getState(
-                getPositions=True, getVelocities=True, getForces=True, getEnergy=True,
-                getParameters=True, enforcePeriodicBox=False,
-            )  # fmt: skip
-            integrator.setRandomNumberSeed(seed)
-            for name, obj in (("state.xml.bz2", new_state), ("integrator.xml.bz2", integrator)):
-                data = bz2.compress(openmm.XmlSerializer.serialize(obj).encode())
-                atomic.write_bytes(out_dir / name, data)
-    finally:
-        del context
-
-
 def _place(ctx: BatchContext, wu: WorkUnitRow, wu_dir: Path, clone_dir: Path) -> list[str]:
     """Put every file named in ``ws.send`` where the WS expects it; returns the WS paths.
 
@@ -170,18 +127,7 @@ def _place(ctx: BatchContext, wu: WorkUnitRow, wu_dir: Path, clone_dir: Path) ->
                 f"ws.send names {template!r}, but the WU has no file {name!r} "
                 f"(it has {sorted(p.name for p in wu_dir.iterdir())})"
             )
-        rel = ctx.ws_path(template, wu.project, wu.run, wu.clone)
-        if ctx.config.ws.staging == "colocated":
-            _copy_into(src, ctx.project_home(wu.project) / rel, overwrite=per_clone)
-        else:
-            ctx.ws.put_file(wu.project, rel, src)
-        placed.append(f"PROJ{wu.project}/{rel}")
+        rel = layout.send_path(template, wu.project, wu.run, wu.clone)
+        ctx.staging.place(wu.project, rel, src, per_clone=per_clone)
+        placed.append(layout.ws_file(wu.project, rel))
     return placed
-
-
-def _copy_into(src: Path, dest: Path, *, overwrite: bool) -> None:
-    """Atomic copy. A RUN-level file already in place is kept: running CLONEs may share it."""
-    if dest.exists() and (not overwrite or filecmp.cmp(src, dest, shallow=False)):
-        return
-    with src.open("rb") as fin, atomic.atomic_open(dest, "wb") as fout:
-        shutil.copyfileobj(fin, fout)

@@ -32,7 +32,7 @@ class FakeLedger:
     def __init__(self) -> None:
         self.states: list[tuple[str, str]] = []
 
-    def set_task_state(self, task_id: str, state: str, **_: Any) -> None:
+    def advance_task(self, task_id: str, state: str, **_: Any) -> None:
         self.states.append((task_id, state))
 
 

@@ -11,6 +11,7 @@ from fahflow.batch.context import BatchContext
 from fahflow.batch.create import create
 from fahflow.config import FahflowConfig
 from fahflow.errors import LedgerError, NotFound, OutcomeUnknown
+from fahflow.states import TaskState
 from fahflow.ws.models import JobData, JobState
 
 PROJECT = 7
@@ -61,11 +62,7 @@ def _staged_task(ctx: BatchContext, n_wus: int) -> None:
         spec_yaml="name: x", n_wus=n_wus,
     )  # fmt: skip
     ctx.ledger.allocate("t", PROJECT)
-    ledger = ctx.ledger
-    if hasattr(ledger, "advance_task"):  # typed state machine (issue 9 item 2)
-        ledger.advance_task("t", "staged")
-    else:
-        ledger.set_task_state("t", "staged")
+    ctx.ledger.advance_task("t", TaskState.STAGED)
 
 
 def test_a_lost_create_answer_keeps_the_intent_and_the_next_batch_checks(ctx, tmp_path):

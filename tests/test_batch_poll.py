@@ -18,7 +18,8 @@ from fahflow.batch.context import BatchContext
 from fahflow.batch.create import create
 from fahflow.batch.poll import poll
 from fahflow.config import FahflowConfig
-from fahflow.errors import Conflict, TransientError
+from fahflow.errors import Conflict, OutcomeUnknown, TransientError
+from fahflow.states import TaskState, WuState
 from fahflow.ws.models import JobData, JobResults, JobState
 
 PROJECT = 7
@@ -83,7 +84,7 @@ def _created_task(ctx: BatchContext, task: str = "t", n_wus: int = 2) -> None:
         spec_yaml="name: x", n_wus=n_wus,
     )  # fmt: skip
     ctx.ledger.allocate(task, PROJECT)
-    ctx.ledger.set_task_state(task, "staged")
+    ctx.ledger.advance_task(task, TaskState.STAGED)
     create(ctx, task, ctx.results_dir / task / "created.json")
 
 
@@ -100,8 +101,8 @@ def test_a_job_found_on_the_ws_is_asked_for_by_the_next_poll(ctx, tmp_path) -> N
         spec_yaml="name: x", n_wus=1,
     )  # fmt: skip
     (wu,) = ctx.ledger.allocate("t", PROJECT)
-    ctx.ledger.set_task_state("t", "staged")
-    ctx.ledger.set_wu(wu, "create_intent", frm=("allocated",))
+    ctx.ledger.advance_task("t", TaskState.STAGED)
+    ctx.ledger.advance_wu(wu, WuState.CREATE_INTENT)
     ws.jobs[wu.run, wu.clone] = JobState.FINISHED  # the create reached the WS; its answer lost
     create(ctx, "t", tmp_path / "created.json")  # finds the job and confirms it
     assert ctx.ledger.wus("t")[0].seen_at is None
@@ -148,7 +149,7 @@ def test_a_resent_restart_is_counted_and_the_limit_holds(ctx, tmp_path) -> None:
     (wu,) = ctx.ledger.wus("a")
     ws.jobs[wu.run, wu.clone] = JobState.FAILED
     ws.changed = {(wu.run, wu.clone)}
-    ws.restart_error = TransientError("answer lost")  # it may have reached the WS
+    ws.restart_error = OutcomeUnknown("answer lost")  # it may have reached the WS
     _poll(ctx, tmp_path)
     assert ctx.ledger.wus("a")[0].restarts == 1
     ws.restart_error = None

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from fahflow.analysis.synthetic import crooks_gaussian_works
 from fahflow.cli.render import print_results
+from fahflow.outcome import Outcome
 from fahflow.tasks import LocalQueue
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ def complete_task(queue: LocalQueue, name: str, w_F: list[float], w_R: list[floa
         {"key": f"P1/R0/C{i}/G0/cycle0", "group": f"P1/R0/C{i}", "w_F_kT": f, "w_R_kT": r}
         for i, (f, r) in enumerate(zip(w_F, w_R, strict=True))
     ]
-    assert queue.push_result(key, {"temperature_K": 300.0, "works": works})
+    assert queue.push(key, Outcome(status="ok", temperature_K=300.0, works=works))
 
 
 @pytest.fixture()

@@ -9,7 +9,23 @@ from pathlib import Path
 import pytest
 
 from fahflow.errors import LedgerError
-from fahflow.ledger import MAX_ID, Ledger, actionable_tasks
+from fahflow.ledger import MAX_ID, Ledger, WorkUnitRow, actionable_tasks
+from fahflow.states import TaskState, WuState
+
+TASK_PATH = [TaskState.STAGED, TaskState.CREATED, TaskState.FINISHED, TaskState.ANALYZED]
+WU_PATH = [WuState.CREATE_INTENT, WuState.CREATED]
+
+
+def _move_task(ledger: Ledger, task: str, to: TaskState, reason: str | None = None) -> None:
+    """Walk a claimed Task along the normal path to ``to`` (FAILED: straight from CLAIMED)."""
+    steps = [to] if to == TaskState.FAILED else TASK_PATH[: TASK_PATH.index(to) + 1]
+    for state in steps:
+        ledger.advance_task(task, state, reason=reason)
+
+
+def _confirm(ledger: Ledger, wu: WorkUnitRow) -> None:
+    for state in WU_PATH:
+        ledger.advance_wu(wu, state)
 
 
 def _add(ledger: Ledger, task: str, tf: str = "tf", n_wus: int = 2) -> None:
@@ -109,14 +125,31 @@ def test_wu_transitions_are_guarded(tmp_path: Path) -> None:
     with Ledger(tmp_path / "l.sqlite") as ledger:
         _add(ledger, "a", n_wus=1)
         (wu,) = ledger.allocate("a", 7)
-        assert ledger.set_wu(wu, "create_intent", frm=("allocated",))
-        assert not ledger.set_wu(wu, "create_intent", frm=("allocated",))  # already moved
-        assert ledger.set_wu(wu, "created", frm=("create_intent",))
+        assert ledger.advance_wu(wu, WuState.CREATE_INTENT)
+        assert not ledger.advance_wu(wu, WuState.CREATE_INTENT)  # already moved
+        assert ledger.advance_wu(wu, WuState.CREATED)
         assert ledger.projects_in_flight() == [7]
-        assert ledger.set_wu(wu, "restart_intent", frm=("created",), restarted=True)
+        assert ledger.advance_wu(wu, WuState.RESTART_INTENT, restarted=True)
         assert ledger.task("a").restarts == 1
         with pytest.raises(LedgerError, match="unknown WU state"):
-            ledger.set_wu(wu, "bogus", frm=("created",))
+            ledger.advance_wu(wu, "bogus")
+
+
+def test_illegal_moves_name_both_states(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.sqlite") as ledger:
+        _add(ledger, "a", n_wus=1)
+        (wu,) = ledger.allocate("a", 7)
+        with pytest.raises(
+            LedgerError, match=r"from allocated to finished .*only to: create_intent"
+        ):
+            ledger.advance_wu(wu, WuState.FINISHED)
+        with pytest.raises(LedgerError, match="Task a: cannot move from claimed to created"):
+            ledger.advance_task("a", TaskState.CREATED)
+        _move_task(ledger, "a", TaskState.ANALYZED)
+        with pytest.raises(LedgerError, match=r"from analyzed to failed .*nothing, it is final"):
+            ledger.advance_task("a", TaskState.FAILED)
+        assert ledger.advance_wu(wu, WuState.CREATE_INTENT)  # the row, not the stale `wu`, decides
+        assert ledger.wus("a")[0].state is WuState.CREATE_INTENT
 
 
 def test_actionable_tasks_leaves_out_work_in_flight_and_pushed(tmp_path: Path) -> None:
@@ -126,10 +159,10 @@ def test_actionable_tasks_leaves_out_work_in_flight_and_pushed(tmp_path: Path) -
     with Ledger(path) as ledger:
         for name in ("new", "flying", "done", "broken", "pushed"):
             _add(ledger, name)
-        ledger.set_task_state("flying", "created")
-        ledger.set_task_state("done", "finished")
-        ledger.set_task_state("broken", "failed", reason="WU failed")
-        ledger.set_task_state("pushed", "analyzed")
+        _move_task(ledger, "flying", TaskState.CREATED)
+        _move_task(ledger, "done", TaskState.FINISHED)
+        _move_task(ledger, "broken", TaskState.FAILED, reason="WU failed")
+        _move_task(ledger, "pushed", TaskState.ANALYZED)
         ledger.mark_pushed("pushed")
     act = actionable_tasks(path)
     assert act.create == ["new"]
@@ -148,14 +181,14 @@ def test_tasks_to_settle_are_derived_from_their_wus(tmp_path: Path) -> None:
     with Ledger(tmp_path / "l.sqlite") as ledger:
         for name in ("running", "done", "broken"):
             _add(ledger, name, tf=name)
-            ledger.set_task_state(name, "created")
+            _move_task(ledger, name, TaskState.CREATED)
             for wu in ledger.allocate(name, 7):
-                ledger.set_wu(wu, "created", frm=("allocated",))
+                _confirm(ledger, wu)
         done = ledger.wus("done")
         for wu in done:
-            ledger.set_wu(wu, "finished", frm=("created",))
-        ledger.set_wu(ledger.wus("broken")[0], "failed", frm=("created",))
-        ledger.set_wu(ledger.wus("running")[0], "finished", frm=("created",))
+            ledger.advance_wu(wu, WuState.FINISHED)
+        ledger.advance_wu(ledger.wus("broken")[0], WuState.FAILED)
+        ledger.advance_wu(ledger.wus("running")[0], WuState.FINISHED)
         assert ledger.tasks_to_settle() == ["done", "broken"]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from fahflow.errors import LedgerError
+from fahflow.outcome import Outcome, PairedWork
 from fahflow.tasks import LocalQueue
 from fahflow.tasks.base import safe_id, task_id_for
 
@@ -32,9 +33,10 @@ def test_outcome_is_recorded_once_and_calls_are_counted(tmp_path: Path) -> None:
     (key,) = queue.submit("t", "name: t\n", 1)
     queue.claim("svc", 1)
     assert not queue.has_outcome(key)
-    assert queue.push_result(key, {"Delta_f_kT": 1.0})
+    work = PairedWork(key="P1/R0/C0/G0/cycle0", group="P1/R0/C0", w_F_kT=1.0, w_R_kT=-1.0)
+    assert queue.push(key, Outcome(status="ok", Delta_f_kT=1.0, temperature_K=300, works=[work]))
     assert queue.has_outcome(key)
-    assert not queue.push_failure(key, "late failure")  # the first outcome stands
+    assert not queue.push(key, Outcome.failure("late failure"))  # the first outcome stands
     (row,) = queue.rows()
     assert row["status"] == "complete"
     assert row["error"] is None
@@ -45,7 +47,7 @@ def test_outcome_is_recorded_once_and_calls_are_counted(tmp_path: Path) -> None:
 def test_unknown_key_and_bad_count_are_errors(tmp_path: Path) -> None:
     queue = LocalQueue(tmp_path / "q.sqlite")
     with pytest.raises(LedgerError, match="no Task 'nope'"):
-        queue.push_failure("nope", "x")
+        queue.push("nope", Outcome.failure("x"))
     with pytest.raises(ValueError, match="at least 1"):
         queue.submit("t", "name: t\n", 0)
 

@@ -8,7 +8,6 @@ Transformation into one BAR estimate, bootstrapped over whole CLONEs.
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ import yaml
 from fahflow.config import FahflowConfig, load_config
 from fahflow.errors import AnalysisError, ConfigError
 from fahflow.ledger import Ledger
+from fahflow.outcome import Outcome
+from fahflow.states import TaskState
 from fahflow.tasks import LocalQueue
 
 
@@ -60,9 +61,9 @@ def task_rows(config: FahflowConfig) -> list[dict[str, Any]]:
             entry = steps.get(row["key"])
             step = {"waiting": "waiting", "complete": "done", "error": "failed"}.get(row["status"])
             if step is None:
-                step = entry.state if entry else "claimed"
+                step = entry.state if entry else TaskState.CLAIMED
             done, total = progress.get(entry.task_id, (0, 0)) if entry else (0, 0)
-            result = json.loads(row["result_json"]) if row["result_json"] else {}
+            result = queue.outcome(row)
             rows.append(
                 {
                     "task": row["key"],
@@ -70,8 +71,8 @@ def task_rows(config: FahflowConfig) -> list[dict[str, Any]]:
                     "step": step,
                     "wus": f"{done}/{total}" if total else "",
                     "restarts": entry.restarts if entry else 0,
-                    "Delta_f_kT": result.get("Delta_f_kT"),
-                    "sigma_kT": result.get("sigma_kT"),
+                    "Delta_f_kT": result.Delta_f_kT if result else None,
+                    "sigma_kT": result.sigma_kT if result else None,
                     "reason": row["error"] or (entry.reason if entry else None) or "",
                 }
             )
@@ -104,13 +105,13 @@ def transformation_results(config: FahflowConfig, *, report_dir: Path | None = N
 
     queue = _queue(config)
     try:
-        by_tf: dict[str, list[dict]] = defaultdict(list)
+        by_tf: dict[str, list[Outcome]] = defaultdict(list)
         names, counts = {}, Counter()
         for row in queue.rows():
             names[row["transformation_id"]] = row["name"]
             counts[row["transformation_id"], row["status"]] += 1
             if row["status"] == "complete":
-                by_tf[row["transformation_id"]].append(json.loads(row["result_json"]))
+                by_tf[row["transformation_id"]].append(queue.outcome(row))
     finally:
         queue.close()
     out = []
@@ -123,14 +124,14 @@ def transformation_results(config: FahflowConfig, *, report_dir: Path | None = N
             "tasks_open": counts[tf, "waiting"] + counts[tf, "claimed"],
         }
         results = by_tf.get(tf, [])
-        works = [w for r in results for w in r["works"]]
+        works = [w for r in results for w in r.works]
         if works:
             try:
                 fe = bar_estimate(
-                    [w["w_F_kT"] for w in works],
-                    [w["w_R_kT"] for w in works],
-                    temperature_K=results[0]["temperature_K"],
-                    groups=[w["group"] for w in works],
+                    [w.w_F_kT for w in works],
+                    [w.w_R_kT for w in works],
+                    temperature_K=results[0].temperature_K,
+                    groups=[w.group for w in works],
                     n_bootstrap=config.analysis.bootstrap,
                     seed=config.analysis.seed,
                 )
@@ -161,7 +162,7 @@ def _write_report(config: FahflowConfig, transformation_id: str, report_dir: Pat
     try:
         tasks = [
             t.task_id
-            for t in ledger.tasks(states=("analyzed",))
+            for t in ledger.tasks(states=(TaskState.ANALYZED,))
             if t.transformation_id == transformation_id
         ]
     finally:

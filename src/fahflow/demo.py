@@ -24,6 +24,7 @@ from fahflow.errors import CertificateError, ConfigError
 from fahflow.ledger import Ledger
 from fahflow.protocol.spec import example_path, load_spec
 from fahflow.sim import SimConfig, Simulator
+from fahflow.states import WU_IN_FLIGHT
 from fahflow.ws import certs
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def _in_flight(config: FahflowConfig) -> list[tuple[int, int, int]]:
         return [
             (w.project, w.run, w.clone)
             for p in ledger.projects_in_flight()
-            for w in ledger.wus_in(p, ("created", "restart_intent"))
+            for w in ledger.wus_in(p, WU_IN_FLIGHT)
         ]
 
 

@@ -9,8 +9,10 @@ One SQLite file in WAL mode. It is the single source of truth for what a batch m
   ``restart``): the WU row moves to ``create_intent`` and is committed *before* the call and to
   ``created`` after it. A batch killed in between leaves the intent behind; the next batch asks
   the WS for that job's state before doing anything, so no job is ever created twice.
-* **Task states** move forward only: claimed → staged → created → finished → analyzed, or failed
-  (with its reason); ``pushed_at`` records that the outcome reached the Task's source.
+* **Task and WU states** (:mod:`fahflow.states`) move only along their transition tables,
+  through :meth:`Ledger.advance_task` and :meth:`Ledger.advance_wu`: claimed → staged → created
+  → finished → analyzed, or failed (with its reason); ``pushed_at`` records that the outcome
+  reached the Task's source.
 * **Nothing in flight unseen**: ``seen_at`` is when the WS last reported on a WU (a poll's
   ``jobs?since=`` answer or a ``get_job``). A WU confirmed from a job found on the WS has no
   ``seen_at`` (its earlier changes may predate the poll cursor), so the next poll asks for it by
@@ -30,14 +32,38 @@ from pathlib import Path
 
 from fahflow.errors import LedgerError
 from fahflow.sqlite import connect, now, transaction
+from fahflow.states import (
+    TASK_TO_CREATE,
+    TASK_TO_PUSH,
+    TASK_TRANSITIONS,
+    WU_AWAITING_WS,
+    WU_IN_FLIGHT,
+    WU_TRANSITIONS,
+    TaskState,
+    WuState,
+    allowed,
+    successors,
+)
 
 MAX_ID = 65535
 SCHEMA_VERSION = 2
 # Steps from each older schema version to the next, applied in order by Ledger.__init__.
 _MIGRATIONS = {1: "ALTER TABLE wus ADD COLUMN seen_at TEXT"}
 
-TASK_STATES = ("claimed", "staged", "created", "finished", "analyzed", "failed")
-WU_STATES = ("allocated", "create_intent", "created", "restart_intent", "finished", "failed")
+TASK_STATES = tuple(state.value for state in TaskState)
+WU_STATES = tuple(state.value for state in WuState)
+
+
+def _state(kind: type[TaskState] | type[WuState], value: str, what: str) -> TaskState | WuState:
+    try:
+        return kind(value)
+    except ValueError:
+        raise LedgerError(f"unknown {what} state {value!r}") from None
+
+
+def _placeholders(values: tuple[str, ...]) -> str:
+    return f"({', '.join('?' * len(values))})"
+
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -111,12 +137,15 @@ class TaskRow:
     source_key: str
     transformation_id: str
     n_wus: int
-    state: str
+    state: TaskState
     reason: str | None
     restarts: int
     claimed_at: str
     updated_at: str
     pushed_at: str | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", TaskState(self.state))
 
 
 @dataclass(frozen=True)
@@ -126,12 +155,15 @@ class WorkUnitRow:
     clone: int
     task_id: str
     idx: int
-    state: str
+    state: WuState
     ws_state: str | None
     gen: int
     restarts: int
     updated_at: str
     seen_at: str | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", WuState(self.state))
 
     @property
     def prcg(self) -> str:
@@ -242,8 +274,17 @@ class Ledger:
             )
             cursor = db.execute(
                 "INSERT OR IGNORE INTO tasks (task_id, source, source_key, transformation_id, "
-                "n_wus, state, claimed_at, updated_at) VALUES (?, ?, ?, ?, ?, 'claimed', ?, ?)",
-                (task_id, source, source_key, transformation_id, n_wus, stamp, stamp),
+                "n_wus, state, claimed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    task_id,
+                    source,
+                    source_key,
+                    transformation_id,
+                    n_wus,
+                    TaskState.CLAIMED,
+                    stamp,
+                    stamp,
+                ),
             )
             inserted = cursor.rowcount == 1
             if inserted:
@@ -259,7 +300,7 @@ class Ledger:
     def tasks(self, *, states: tuple[str, ...] | None = None) -> list[TaskRow]:
         query, args = "SELECT * FROM tasks", ()
         if states:
-            query += f" WHERE state IN ({','.join('?' * len(states))})"
+            query += f" WHERE state IN {_placeholders(states)}"
             args = states
         return [TaskRow(**row) for row in self._conn.execute(query + " ORDER BY claimed_at", args)]
 
@@ -276,23 +317,34 @@ class Ledger:
             raise LedgerError(f"{self.path}: no Transformation {transformation_id!r}")
         return TransformationRow(**row)
 
-    def set_task_state(
-        self, task_id: str, state: str, *, reason: str | None = None, frm: tuple[str, ...] = ()
-    ) -> bool:
-        """Move a Task to ``state`` (only from one of ``frm`` if given); True if it moved."""
-        if state not in TASK_STATES:
-            raise LedgerError(f"unknown Task state {state!r}")
+    def advance_task(self, task_id: str, to: TaskState, *, reason: str | None = None) -> bool:
+        """Move a Task to ``to`` along :data:`~fahflow.states.TASK_TRANSITIONS`.
+
+        Returns False, changing nothing, when the Task is already in ``to`` (a step re-run after
+        a kill). Raises :class:`LedgerError` naming both states for a move the table does not
+        allow, so a step acting on a Task in the wrong state fails loudly instead of silently
+        doing nothing.
+        """
+        to = _state(TaskState, to, "Task")
         with self._write() as db:
-            query = "UPDATE tasks SET state = ?, reason = COALESCE(?, reason), updated_at = ? "
-            query += "WHERE task_id = ?"
-            args: tuple = (state, reason, now(), task_id)
-            if frm:
-                query += f" AND state IN ({','.join('?' * len(frm))})"
-                args += frm
-            moved = db.execute(query, args).rowcount == 1
-            if moved:
-                self._event(db, task_id, state, reason or "")
-        return moved
+            row = db.execute("SELECT state FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+            if row is None:
+                raise LedgerError(f"{self.path}: no Task {task_id!r} in the ledger")
+            frm = TaskState(row["state"])
+            if frm == to:
+                return False
+            if allowed(TASK_TRANSITIONS, frm, to) is None:
+                raise LedgerError(
+                    f"Task {task_id}: cannot move from {frm} to {to} (from {frm} only to: "
+                    f"{', '.join(successors(TASK_TRANSITIONS, frm)) or 'nothing, it is final'})"
+                )
+            db.execute(
+                "UPDATE tasks SET state = ?, reason = COALESCE(?, reason), updated_at = ? "
+                "WHERE task_id = ?",
+                (to, reason, now(), task_id),
+            )
+            self._event(db, task_id, to, reason or "")
+        return True
 
     def mark_pushed(self, task_id: str) -> None:
         with self._write() as db:
@@ -354,8 +406,8 @@ class Ledger:
                 )
                 db.execute(
                     "INSERT INTO wus (project, run, clone, task_id, idx, state, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, 'allocated', ?)",
-                    (project, run, clone, task_id, idx, stamp),
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (project, run, clone, task_id, idx, WuState.ALLOCATED, stamp),
                 )
             db.execute(
                 "UPDATE transformations SET project = ?, run = ? WHERE transformation_id = ?",
@@ -396,7 +448,7 @@ class Ledger:
 
     def wus_in(self, project: int, states: tuple[str, ...]) -> list[WorkUnitRow]:
         rows = self._conn.execute(
-            f"SELECT * FROM wus WHERE project = ? AND state IN ({','.join('?' * len(states))})",
+            f"SELECT * FROM wus WHERE project = ? AND state IN {_placeholders(states)}",
             (project, *states),
         )
         return [WorkUnitRow(**row) for row in rows]
@@ -404,7 +456,8 @@ class Ledger:
     def wu_progress(self) -> dict[str, tuple[int, int]]:
         """task_id → (WUs finished, WUs allocated)."""
         rows = self._conn.execute(
-            "SELECT task_id, SUM(state = 'finished'), COUNT(*) FROM wus GROUP BY task_id"
+            "SELECT task_id, SUM(state = ?), COUNT(*) FROM wus GROUP BY task_id",
+            (WuState.FINISHED,),
         )
         return {row[0]: (row[1], row[2]) for row in rows}
 
@@ -415,59 +468,73 @@ class Ledger:
         killed between recording its WUs and settling their Tasks is settled by the next one.
         """
         rows = self._conn.execute(
-            "SELECT task_id FROM tasks t WHERE state = 'created' AND ("
-            " EXISTS (SELECT 1 FROM wus w WHERE w.task_id = t.task_id AND w.state = 'failed')"
+            "SELECT task_id FROM tasks t WHERE state = ? AND ("
+            " EXISTS (SELECT 1 FROM wus w WHERE w.task_id = t.task_id AND w.state = ?)"
             " OR NOT EXISTS (SELECT 1 FROM wus w WHERE w.task_id = t.task_id"
-            "  AND w.state <> 'finished')) ORDER BY claimed_at"
+            "  AND w.state <> ?)) ORDER BY claimed_at",
+            (TaskState.CREATED, WuState.FAILED, WuState.FINISHED),
         )
         return [row[0] for row in rows]
 
     def projects_in_flight(self) -> list[int]:
         """PROJECTs with WUs whose outcome the WS has not yet told us."""
         rows = self._conn.execute(
-            "SELECT DISTINCT project FROM wus WHERE state IN ('created', 'restart_intent') "
-            "ORDER BY project"
+            f"SELECT DISTINCT project FROM wus WHERE state IN {_placeholders(WU_IN_FLIGHT)} "
+            "ORDER BY project",
+            WU_IN_FLIGHT,
         )
         return [row[0] for row in rows]
 
-    def set_wu(
+    def advance_wu(
         self,
         wu: WorkUnitRow,
-        state: str,
+        to: WuState,
         *,
-        frm: tuple[str, ...],
         ws_state: str | None = None,
-        gen: int | None = None,
         restarted: bool = False,
         seen: bool | None = None,
     ) -> bool:
-        """Move one WU to ``state`` if it is in one of ``frm``; returns whether it moved.
+        """Move one WU to ``to`` along :data:`~fahflow.states.WU_TRANSITIONS`, from the state the
+        ledger holds now (not the one ``wu`` was read with).
 
-        ``seen``: True when the WS just reported ``ws_state`` for this job (``seen_at`` = now);
-        False when the WU's history on the WS is unknown (``seen_at`` cleared, so the next
-        poll asks for the job by name); None leaves ``seen_at`` as it is.
+        Returns False, changing nothing, when the WU is already in ``to`` and the table has no
+        self-transition for it; raises :class:`LedgerError` naming both states for a move it
+        does not allow. ``restarted`` counts one restart call on the WU and its Task. ``seen``:
+        True when the WS just reported ``ws_state`` for this job (``seen_at`` = now); False when
+        the WU's history on the WS is unknown (``seen_at`` cleared, so the next poll asks for the
+        job by name); None leaves ``seen_at`` as it is.
         """
-        if state not in WU_STATES:
-            raise LedgerError(f"unknown WU state {state!r}")
+        to = _state(WuState, to, "WU")
         stamp = now()
         seen_sql = {None: "seen_at", True: "?", False: "NULL"}[seen]
         seen_args = (stamp,) if seen else ()
+        key = (wu.project, wu.run, wu.clone)
         with self._write() as db:
-            moved = db.execute(
+            row = db.execute(
+                "SELECT state FROM wus WHERE project = ? AND run = ? AND clone = ?", key
+            ).fetchone()
+            if row is None:
+                raise LedgerError(f"{self.path}: no WU {wu.prcg} in the ledger")
+            frm = WuState(row["state"])
+            if allowed(WU_TRANSITIONS, frm, to) is None:
+                if frm == to:
+                    return False
+                raise LedgerError(
+                    f"WU {wu.prcg} of Task {wu.task_id}: cannot move from {frm} to {to} (from "
+                    f"{frm} only to: {', '.join(successors(WU_TRANSITIONS, frm)) or 'nothing'})"
+                )
+            db.execute(
                 f"UPDATE wus SET state = ?, ws_state = COALESCE(?, ws_state), "
-                f"gen = COALESCE(?, gen), restarts = restarts + ?, updated_at = ?, "
-                f"seen_at = {seen_sql} WHERE project = ? AND run = ? AND clone = ? "
-                f"AND state IN ({','.join('?' * len(frm))})",
-                (state, ws_state, gen, int(restarted), stamp, *seen_args,
-                 wu.project, wu.run, wu.clone, *frm),
-            ).rowcount  # fmt: skip
-            if moved and restarted:
+                f"restarts = restarts + ?, updated_at = ?, seen_at = {seen_sql} "
+                f"WHERE project = ? AND run = ? AND clone = ?",
+                (to, ws_state, int(restarted), stamp, *seen_args, *key),
+            )
+            if restarted:
                 db.execute(
                     "UPDATE tasks SET restarts = restarts + 1 WHERE task_id = ?", (wu.task_id,)
                 )
-            if moved:
-                self._event(db, wu.task_id, f"wu_{state}", wu.prcg)
-        return bool(moved)
+            self._event(db, wu.task_id, f"wu_{to}", wu.prcg)
+        return True
 
     def set_ws_states(self, updates: list[tuple[WorkUnitRow, str]]) -> None:
         """Record what the WS reported for many WUs in one transaction (a poll may report
@@ -490,9 +557,9 @@ class Ledger:
         counts from its last change. A batch's audit fails while this list is not empty.
         """
         rows = self._conn.execute(
-            "SELECT * FROM wus WHERE state IN ('create_intent', 'created', 'restart_intent') "
+            f"SELECT * FROM wus WHERE state IN {_placeholders(WU_AWAITING_WS)} "
             "AND COALESCE(seen_at, updated_at) < ? ORDER BY project, run, clone",
-            (older_than,),
+            (*WU_AWAITING_WS, older_than),
         )
         return [WorkUnitRow(**row) for row in rows]
 
@@ -548,14 +615,15 @@ def actionable_tasks(path: str | Path) -> Actionable:
         return Actionable([], [], {}, frozenset())
     conn = connect(path, readonly=True)
     try:
+        wanted = (*TASK_TO_CREATE, *TASK_TO_PUSH)
         rows = conn.execute(
             "SELECT task_id, transformation_id, state FROM tasks WHERE pushed_at IS NULL "
-            "AND state IN ('claimed', 'staged', 'finished', 'analyzed', 'failed') "
-            "ORDER BY claimed_at"
+            f"AND state IN {_placeholders(wanted)} ORDER BY claimed_at",
+            wanted,
         ).fetchall()
     finally:
         conn.close()
-    create = [r["task_id"] for r in rows if r["state"] in ("claimed", "staged")]
-    push = [r["task_id"] for r in rows if r["state"] in ("finished", "analyzed", "failed")]
-    failed = frozenset(r["task_id"] for r in rows if r["state"] == "failed")
+    create = [r["task_id"] for r in rows if r["state"] in TASK_TO_CREATE]
+    push = [r["task_id"] for r in rows if r["state"] in TASK_TO_PUSH]
+    failed = frozenset(r["task_id"] for r in rows if r["state"] == TaskState.FAILED)
     return Actionable(create, push, {r["task_id"]: r["transformation_id"] for r in rows}, failed)

@@ -14,6 +14,8 @@ from fahflow import atomic
 from fahflow.batch.context import BatchContext, write_json
 from fahflow.errors import AnalysisError
 from fahflow.failpoints import failpoint
+from fahflow.outcome import ExcludedWorkUnit, Outcome, PairedWork
+from fahflow.states import TaskState
 
 logger = logging.getLogger(__name__)
 
@@ -32,47 +34,50 @@ def analyze(ctx: BatchContext, task_id: str, collected: Path, out: Path) -> dict
         )
     except AnalysisError as exc:
         logger.error("Task %s: analysis failed: %s", task_id, exc)
-        outcome: dict[str, Any] = {"status": "failed", "reason": f"analysis: {exc}"}
-        ctx.ledger.set_task_state(task_id, "failed", reason=outcome["reason"], frm=("finished",))
+        outcome = Outcome.failure(f"analysis: {exc}", task_id)
+        ctx.ledger.advance_task(task_id, TaskState.FAILED, reason=outcome.reason)
     else:
         for message in result.warnings:  # analyze_paths returns them; the batch log shows them
             logger.warning("Task %s: %s", task_id, message)
         # The full record (every WU, its status, settings, versions); plots and HTML are made per
         # Transformation by `fahflow results --report`, not for every Task.
         record = atomic.write_text(out.parent / "analysis.json", result.model_dump_json(indent=1))
-        outcome = {"status": "ok", "analysis": str(record), **task_summary(result)}
-        ctx.ledger.set_task_state(task_id, "analyzed", frm=("finished",))
+        outcome = task_outcome(task_id, result, record)
+        ctx.ledger.advance_task(task_id, TaskState.ANALYZED)
         failpoint("analyze.after_record")
-    outcome["task_id"] = task_id
-    write_json(out, outcome)
-    return outcome
+    record_data = outcome.model_dump(mode="json", exclude_none=True)
+    write_json(out, record_data)
+    return record_data
 
 
-def task_summary(result: Any) -> dict[str, Any]:
-    """The numbers that go back to the Task's source: estimate, units, every paired work (keyed
-    by PRCG and cycle, with the CLONE as bootstrap group) and the WUs left out, with why."""
+def task_outcome(task_id: str, result: Any, record: Path) -> Outcome:
+    """What goes back to the Task's source: estimate, units, every paired work (keyed by PRCG
+    and cycle, with the CLONE as bootstrap group) and the WUs left out, with why."""
     fe = result.estimate
-    return {
-        "Delta_f_kT": fe.Delta_f_kT,
-        "sigma_kT": fe.sigma_kT,
-        "Delta_f_kcal_per_mol": fe.Delta_f_kcal_per_mol,
-        "sigma_kcal_per_mol": fe.sigma_kcal_per_mol,
-        "temperature_K": fe.temperature_K,
-        "n_pairs": result.n_pairs,
-        "status_counts": result.status_counts,
-        "works": [
-            {
-                "key": f"{wu.key.source}/cycle{c.cycle}",
-                "group": wu.key.group,
-                "w_F_kT": c.w_F,
-                "w_R_kT": c.w_R,
-            }
+    return Outcome(
+        status="ok",
+        task_id=task_id,
+        analysis=str(record),
+        Delta_f_kT=fe.Delta_f_kT,
+        sigma_kT=fe.sigma_kT,
+        Delta_f_kcal_per_mol=fe.Delta_f_kcal_per_mol,
+        sigma_kcal_per_mol=fe.sigma_kcal_per_mol,
+        temperature_K=fe.temperature_K,
+        n_pairs=result.n_pairs,
+        status_counts=result.status_counts,
+        works=[
+            PairedWork(
+                key=f"{wu.key.source}/cycle{c.cycle}",
+                group=wu.key.group,
+                w_F_kT=c.w_F,
+                w_R_kT=c.w_R,
+            )
             for wu in result.work_units
             for c in wu.ok_cycles()
         ],
-        "excluded": [
-            {"key": wu.key.source, "status": str(wu.status), "reason": wu.reason}
+        excluded=[
+            ExcludedWorkUnit(key=wu.key.source, status=str(wu.status), reason=wu.reason)
             for wu in result.work_units
             if not wu.ok_cycles()
         ],
-    }
+    )

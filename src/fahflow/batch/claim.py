@@ -11,6 +11,7 @@ import yaml
 from fahflow.batch.context import BatchContext, write_json
 from fahflow.errors import ConfigError, TransientError
 from fahflow.failpoints import failpoint
+from fahflow.outcome import Outcome
 from fahflow.protocol.spec import parse_spec
 from fahflow.tasks import ClaimedTask
 
@@ -40,7 +41,7 @@ def claim(ctx: BatchContext, out: Path) -> dict[str, Any]:
             failpoint("claim.after_record")
         except ConfigError as exc:
             logger.error("Task %s rejected: %s", task.key, exc)
-            source.push_failure(task.key, f"invalid transformation spec: {exc}")
+            source.push(task.key, Outcome.failure(f"invalid transformation spec: {exc}"))
             rejected.append(task.key)
     summary = {"claimed": recorded, "repaired": [t.task_id for t in repaired], "rejected": rejected}
     write_json(out, summary)

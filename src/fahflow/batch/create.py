@@ -21,6 +21,7 @@ from fahflow.batch.context import BatchContext, write_json
 from fahflow.errors import Conflict, LedgerError, NotFound, OutcomeUnknown
 from fahflow.failpoints import failpoint
 from fahflow.ledger import WorkUnitRow
+from fahflow.states import WU_UNCONFIRMED, TaskState, WuState
 
 logger = logging.getLogger(__name__)
 
@@ -28,26 +29,26 @@ logger = logging.getLogger(__name__)
 def create(ctx: BatchContext, task_id: str, out: Path) -> dict[str, Any]:
     """Create the jobs of ``task_id`` (resuming interrupted creates) and write ``out``."""
     task = ctx.ledger.task(task_id)
-    if task.state == "failed":  # e.g. no PROJECT fits it (stage): nothing goes to the WS
+    if task.state == TaskState.FAILED:  # e.g. no PROJECT fits it (stage): nothing goes to the WS
         record = {"task_id": task_id, "jobs": {}, "failed": task.reason}
         write_json(out, record)
         return record
     outcomes: dict[str, str] = {}
     for wu in ctx.ledger.wus(task_id):
-        if wu.state == "allocated":
-            if not ctx.ledger.set_wu(wu, "create_intent", frm=("allocated",)):
+        if wu.state == WuState.ALLOCATED:
+            if not ctx.ledger.advance_wu(wu, WuState.CREATE_INTENT):
                 outcomes[wu.prcg] = "taken by another process"
                 continue
             failpoint("create.after_intent")
             outcomes[wu.prcg] = _create(ctx, wu, check_first=False)
-        elif wu.state == "create_intent":
+        elif wu.state == WuState.CREATE_INTENT:
             outcomes[wu.prcg] = _create(ctx, wu, check_first=True)
         else:
             outcomes[wu.prcg] = "already created"
-    pending = [w.prcg for w in ctx.ledger.wus(task_id) if w.state in ("allocated", "create_intent")]
+    pending = [w.prcg for w in ctx.ledger.wus(task_id) if w.state in WU_UNCONFIRMED]
     if pending:
         raise LedgerError(f"Task {task_id}: WUs {pending} not confirmed yet; the next batch checks")
-    ctx.ledger.set_task_state(task_id, "created", frm=("staged",))
+    ctx.ledger.advance_task(task_id, TaskState.CREATED)
     failpoint("create.before_record")
     record = {"task_id": task_id, "jobs": outcomes}
     write_json(out, record)
@@ -63,7 +64,7 @@ def _create(ctx: BatchContext, wu: WorkUnitRow, *, check_first: bool) -> str:
             pass
         else:
             logger.info("%s already on the WS (%s): confirming", wu.prcg, job.state)
-            ctx.ledger.set_wu(wu, "created", frm=("create_intent",), ws_state=job.state, seen=False)
+            ctx.ledger.advance_wu(wu, WuState.CREATED, ws_state=job.state, seen=False)
             return "found on the WS"
     try:
         ws.create_clone(wu.project, wu.run, wu.clone)
@@ -76,7 +77,7 @@ def _create(ctx: BatchContext, wu: WorkUnitRow, *, check_first: bool) -> str:
     except Conflict:
         # The job exists: a create we could not confirm did reach the WS after all.
         job = ws.get_job(wu.project, wu.run, wu.clone)
-        ctx.ledger.set_wu(wu, "created", frm=("create_intent",), ws_state=job.state, seen=False)
+        ctx.ledger.advance_wu(wu, WuState.CREATED, ws_state=job.state, seen=False)
         return "found on the WS"
-    ctx.ledger.set_wu(wu, "created", frm=("create_intent",), seen=True)
+    ctx.ledger.advance_wu(wu, WuState.CREATED, seen=True)
     return "created"

@@ -24,11 +24,10 @@ from fahflow.batch.context import BatchContext, write_json
 from fahflow.errors import WorkServerError
 from fahflow.failpoints import failpoint
 from fahflow.ledger import WorkUnitRow
+from fahflow.states import WU_IN_FLIGHT, TaskState, WuState
 from fahflow.ws.models import JobData, JobState
 
 logger = logging.getLogger(__name__)
-
-IN_FLIGHT = ("created", "restart_intent")
 
 
 def poll(ctx: BatchContext, out: Path) -> dict[str, Any]:
@@ -54,7 +53,7 @@ def _poll_project(ctx: BatchContext, project: int, errors: list[str]) -> dict[st
         since = datetime.fromisoformat(since_text) - timedelta(seconds=ctx.config.ws.poll_overlap_s)
     answer = ws.jobs_since(project, since)
     failpoint("poll.after_jobs")
-    in_flight = {(w.run, w.clone): w for w in ledger.wus_in(project, IN_FLIGHT)}
+    in_flight = {(w.run, w.clone): w for w in ledger.wus_in(project, WU_IN_FLIGHT)}
     counts = {"changed": len(answer.jobs), "finished": 0, "restarted": 0, "failed": 0, "asked": 0}
     reported: list[tuple[WorkUnitRow, str]] = []  # jobs that merely moved on: one transaction
     for job in answer.jobs:
@@ -82,8 +81,8 @@ def _to_ask_by_name(ctx: BatchContext, unreported: Any) -> list[WorkUnitRow]:
     """WUs ``jobs?since=`` did not report on and may never: see the module docstring."""
     batch = ctx.config.batch
     cutoff = (datetime.now(UTC) - timedelta(seconds=batch.check_unseen_after_s)).isoformat()
-    intents = [w for w in unreported if w.state == "restart_intent"]
-    quiet = [w for w in unreported if w.state == "created" and (w.seen_at or "") < cutoff]
+    intents = [w for w in unreported if w.state == WuState.RESTART_INTENT]
+    quiet = [w for w in unreported if w.state == WuState.CREATED and (w.seen_at or "") < cutoff]
     quiet.sort(key=lambda w: w.seen_at or "")  # never seen first, then the longest unseen
     return intents + quiet[: batch.check_unseen_max]
 
@@ -97,7 +96,7 @@ def _record(
     errors: list[str],
 ) -> None:
     """Act on what the WS said about one WU's job."""
-    if wu.state == "created" and not job.state.is_terminal:
+    if wu.state == WuState.CREATED and not job.state.is_terminal:
         reported.append((wu, job.state))
         return
     try:
@@ -110,31 +109,31 @@ def _record(
 def _handle(ctx: BatchContext, wu: WorkUnitRow, job: JobData, counts: dict[str, int]) -> None:
     ledger = ctx.ledger
     if job.state == JobState.FINISHED:
-        ledger.set_wu(wu, "finished", frm=IN_FLIGHT, ws_state=job.state, seen=True)
+        ledger.advance_wu(wu, WuState.FINISHED, ws_state=job.state, seen=True)
         counts["finished"] += 1
     elif job.state == JobState.FAILED:
         # Every restart call counts when it is about to be sent, a re-sent one too (its first
         # answer was lost, so the WS may have had it): the WS never gets more than the limit.
         if wu.restarts < ctx.config.batch.max_restarts:
-            ledger.set_wu(wu, "restart_intent", frm=IN_FLIGHT, restarted=True, seen=True)
+            ledger.advance_wu(wu, WuState.RESTART_INTENT, restarted=True, seen=True)
             failpoint("poll.after_restart_intent")
             ctx.ws.restart_job(wu.project, wu.run, wu.clone)
             failpoint("poll.after_restart_call")
-            ledger.set_wu(wu, "created", frm=("restart_intent",), ws_state=JobState.READY)
+            ledger.advance_wu(wu, WuState.CREATED, ws_state=JobState.READY)
             logger.warning("%s FAILED on the WS: restarted (%d)", wu.prcg, wu.restarts + 1)
             counts["restarted"] += 1
         else:
-            ledger.set_wu(wu, "failed", frm=IN_FLIGHT, ws_state=job.state, seen=True)
+            ledger.advance_wu(wu, WuState.FAILED, ws_state=job.state, seen=True)
             counts["failed"] += 1
     else:
         # The restart reached the WS before the batch died: the job is back in play.
-        ledger.set_wu(wu, "created", frm=("restart_intent",), ws_state=job.state, seen=True)
+        ledger.advance_wu(wu, WuState.CREATED, ws_state=job.state, seen=True)
 
 
 def _settle_task(ctx: BatchContext, task_id: str) -> None:
     """A Task is finished when all its WUs are, failed as soon as one WU is out of restarts."""
     wus = ctx.ledger.wus(task_id)
-    failed = [w for w in wus if w.state == "failed"]
+    failed = [w for w in wus if w.state == WuState.FAILED]
     if failed:
         limit = ctx.config.batch.max_restarts
         reason = "; ".join(
@@ -142,6 +141,6 @@ def _settle_task(ctx: BatchContext, task_id: str) -> None:
             f"(batch.max_restarts = {limit})"
             for w in failed
         )
-        ctx.ledger.set_task_state(task_id, "failed", reason=reason, frm=("created",))
-    elif all(w.state == "finished" for w in wus):
-        ctx.ledger.set_task_state(task_id, "finished", frm=("created",))
+        ctx.ledger.advance_task(task_id, TaskState.FAILED, reason=reason)
+    elif all(w.state == WuState.FINISHED for w in wus):
+        ctx.ledger.advance_task(task_id, TaskState.FINISHED)

@@ -6,33 +6,29 @@ source before the batch died is recorded in the ledger instead of being sent aga
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from fahflow.batch.context import BatchContext, write_json
 from fahflow.failpoints import failpoint
+from fahflow.outcome import Outcome
 
 
 def push(ctx: BatchContext, task_id: str, outcome_path: Path | None, out: Path) -> dict[str, Any]:
     """Push the outcome of ``task_id`` (``outcome_path``, or the ledger's failure reason)."""
     task = ctx.ledger.task(task_id)
-    outcome: dict[str, Any]
     if outcome_path is not None:
-        outcome = json.loads(outcome_path.read_text())
+        outcome = Outcome.model_validate_json(outcome_path.read_text())
     else:
-        outcome = {"status": "failed", "reason": task.reason or "failed"}
+        outcome = Outcome.failure(task.reason or "failed", task_id)
     sent = False
     if task.pushed_at is None:
         if not ctx.source.has_outcome(task.source_key):
-            if outcome["status"] == "ok":
-                ctx.source.push_result(task.source_key, outcome)
-                failpoint("push.after_source_push")
-            else:
-                ctx.source.push_failure(task.source_key, outcome["reason"])
+            ctx.source.push(task.source_key, outcome)
+            failpoint("push.after_source_push")
             sent = True
         ctx.ledger.mark_pushed(task_id)
         failpoint("push.after_record")
-    record = {"task_id": task_id, "status": outcome["status"], "sent_now": sent}
+    record = {"task_id": task_id, "status": outcome.status, "sent_now": sent}
     write_json(out, record)
     return record

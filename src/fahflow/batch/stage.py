@@ -20,6 +20,7 @@ from fahflow.failpoints import failpoint
 from fahflow.ledger import WorkUnitRow
 from fahflow.protocol.clones import PER_CLONE_FILES, write_clone_files
 from fahflow.protocol.projects import ProjectSlot, select_project
+from fahflow.states import TaskState
 from fahflow.ws import layout
 from fahflow.ws.models import ProjectData
 
@@ -40,7 +41,7 @@ def stage(ctx: BatchContext, task_id: str, manifest_path: Path, out: Path) -> di
             # instead of leaving it claimed to fail every batch.
             reason = f"cannot stage: {exc}"
             logger.error("Task %s: %s", task_id, reason)
-            ctx.ledger.set_task_state(task_id, "failed", reason=reason, frm=("claimed",))
+            ctx.ledger.advance_task(task_id, TaskState.FAILED, reason=reason)
             record = {"task_id": task_id, "failed": reason}
             write_json(out, record)
             return record
@@ -57,7 +58,7 @@ def stage(ctx: BatchContext, task_id: str, manifest_path: Path, out: Path) -> di
     for wu, clone_dir in zip(wus, clone_dirs, strict=True):
         placed += _place(ctx, wu, wu_dir, clone_dir)
         failpoint("stage.after_place")
-    ctx.ledger.set_task_state(task_id, "staged", frm=("claimed",))
+    ctx.ledger.advance_task(task_id, TaskState.STAGED)
     failpoint("stage.before_record")
     record = {
         "task_id": task_id,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, Protocol
+from typing import Protocol
 
 from pydantic import BaseModel, Field
+
+from fahflow.outcome import Outcome
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -64,15 +66,12 @@ class TaskSource(Protocol):
         """One Task by key (to repair a claim that was interrupted)."""
         ...
 
-    def push_result(self, key: str, result: dict[str, Any]) -> bool:
-        """Record a successful outcome; False if the Task already had one (nothing changed)."""
+    def push(self, key: str, outcome: Outcome) -> bool:
+        """Record the Task's outcome (a result or a failure with its reason); False if the Task
+        already had one (nothing changed: the first outcome stands)."""
         ...
 
     def has_outcome(self, key: str) -> bool:
         """Whether the Task already has a result or failure (checked before every push, so a
         push interrupted before the ledger recorded it is not sent twice)."""
-        ...
-
-    def push_failure(self, key: str, reason: str) -> bool:
-        """Record a failure with its reason; False if the Task already had an outcome."""
         ...

@@ -8,13 +8,12 @@ status, so repeating one (after a batch was killed) changes nothing.
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 import uuid
 from pathlib import Path
-from typing import Any
 
 from fahflow.errors import LedgerError
+from fahflow.outcome import Outcome
 from fahflow.sqlite import connect, now, transaction
 from fahflow.tasks.base import ClaimedTask, safe_id, task_id_for
 
@@ -117,11 +116,16 @@ class LocalQueue:
             raise LedgerError(f"{self.path}: no Task {key!r} in the local queue")
         return self._task(row)
 
-    def push_result(self, key: str, result: dict[str, Any]) -> bool:
-        return self._finish(key, "complete", result_json=json.dumps(result, sort_keys=True))
+    def push(self, key: str, outcome: Outcome) -> bool:
+        if outcome.ok:
+            return self._finish(key, "complete", result_json=outcome.to_json())
+        return self._finish(key, "error", error=outcome.reason)
 
-    def push_failure(self, key: str, reason: str) -> bool:
-        return self._finish(key, "error", error=reason)
+    def outcome(self, row: sqlite3.Row) -> Outcome | None:
+        """The outcome a completed Task of :meth:`rows` was pushed with (None for the others)."""
+        if not row["result_json"]:
+            return None
+        return Outcome.model_validate_json(row["result_json"])
 
     def _finish(
         self, key: str, status: str, *, result_json: str | None = None, error: str | None = None

@@ -68,7 +68,7 @@ def test_highest_gen_probes_upward_and_defaults_to_zero() -> None:
 
 
 def test_the_old_import_path_still_works() -> None:
-    from fahflow.ws.results import gen_over_api
+    from fahflow.ws.layout import gen_over_api
 
     assert gen_over_api is layout.gen_over_api
 

@@ -42,5 +42,5 @@ def collect(ctx: BatchContext, task_id: str, out: Path) -> dict[str, Any]:
 
 def _collected(dest_root: Path, project: int, run: int, clone: int) -> Path | None:
     """The results{g} folder an earlier (maybe killed) collect of this WU started, if any."""
-    started = sorted((dest_root / layout.clone_dir(project, run, clone)).glob("results*"))
-    return started[-1] if started else None
+    started = list((dest_root / layout.clone_dir(project, run, clone)).glob("results*"))
+    return max(started, key=layout.gen_of) if started else None

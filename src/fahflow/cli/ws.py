@@ -23,8 +23,8 @@ from rich.table import Table
 
 from fahflow.errors import ConfigError, Conflict, NotFound, WorkServerError
 from fahflow.ws.client import CREATE_FORMS, DEFAULT_TIMEOUT, CreateForm, WorkServerClient
+from fahflow.ws.layout import gen_over_api
 from fahflow.ws.models import Compression, JobAction, JobState, ProjectData
-from fahflow.ws.results import gen_over_api
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
 
@@ -432,7 +432,7 @@ def results(
     in --out, so an interrupted download never leaves a partial set behind.
     """
     with _client(ctx) as client:
-        if gen is None:  # the GEN that was run, not the job's `gen` (fahflow.ws.results)
+        if gen is None:  # the GEN that was run, not the job's `gen` (fahflow.ws.layout)
             gen = gen_over_api(lambda g: client.list_gen_files(project, run, clone, g))
         fetched = client.download_gen(project, run, clone, gen, out)
     for local in fetched:

@@ -23,6 +23,7 @@ from pydantic import (
 
 from fahflow.errors import ConfigError
 from fahflow.nonbonded import NONBONDED_METHODS, canonical_method
+from fahflow.protocol.corexml import CoreSettings
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -318,6 +319,28 @@ class SimulatorSettings(_Section):
     faults: SimulatorFaultSettings = Field(default_factory=SimulatorFaultSettings)
 
 
+class GufeSettings(_Section):
+    """The ``gufe:`` block: core.xml of a gufe Transformation whose protocol has no FAH settings.
+
+    feflow's ``NonEquilibriumCyclingProtocol`` knows nothing of the FAH core, so its WUs (one
+    cycle each) run with these; alchemiscale-fah's ``FahNonEquilibriumCyclingProtocol`` carries
+    its own ``fah_settings`` and ignores this block. ``numSteps`` always comes from the
+    protocol's integrator settings (2·eq + 2·neq).
+    """
+
+    core: CoreSettings = Field(
+        default_factory=CoreSettings,
+        description="FAH core settings (core.xml spelling: precision, checkpointFreq, xtcFreq, "
+        "...); numSteps is derived from the protocol",
+    )
+    global_var_freq_from_protocol: bool = Field(
+        True,
+        description="true: globalVarFreq is the protocol's work_save_frequency (the work is "
+        "sampled as feflow's own cycle unit samples it); false: core.globalVarFreq, which must "
+        "divide the protocol's eq and neq steps",
+    )
+
+
 class FahflowConfig(_Section):
     """The whole of ``config/config.yaml``."""
 
@@ -327,6 +350,10 @@ class FahflowConfig(_Section):
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     analysis: EstimateSettings = Field(default_factory=EstimateSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    gufe: GufeSettings = Field(
+        default_factory=GufeSettings,
+        description="core.xml of gufe Transformations whose protocol has no FAH settings (feflow)",
+    )
     simulator: SimulatorSettings | None = Field(
         None, description="the embedded WS simulator that `fahflow demo` (scripts/demo) starts; "
         "batches never read it",

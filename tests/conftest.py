@@ -29,11 +29,18 @@ Other engineers' tests use these; names and behaviour stay stable.
 ``tiny_wu``
     A directory holding a tiny real WU (``core.xml`` + ``system``/``state``/``integrator``
     ``.xml.bz2``; 125 atoms, 1000 steps, globals every 100 steps), fresh per test.
+
+Tests marked ``gufe`` need the gufe stack (the ``gufe`` extra): without it they skip, all under one
+summary line that says why. With ``FAHFLOW_REQUIRE_GUFE=1`` (``.ci/run`` sets it where the
+wheelhouse is) a session in which a ``gufe`` test skipped, or none ran, fails.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,3 +189,100 @@ def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
         return code, out, err
 
     return invoke
+
+
+# --- the gufe stack: tests marked `gufe` need it --------------------------------------------------
+
+GUFE_MODULES = ("gufe", "feflow")
+REQUIRE_GUFE_ENV = "FAHFLOW_REQUIRE_GUFE"
+_GUFE_MISSING = pytest.StashKey[str | None]()
+_GUFE_FAILURE = pytest.StashKey[str]()
+
+
+@dataclass
+class _GufeTally:
+    """How the session's ``gufe`` tests went (module state: one tally per pytest process)."""
+
+    ran: int = 0
+    skipped: int = 0
+    reason: str | None = None
+
+
+_gufe_tally = _GufeTally()
+
+
+def _gufe_missing() -> str | None:
+    """Why the gufe stack cannot be used here, or None: the first of its imports that fails
+    (an install broken at import time counts as missing, and says how it broke)."""
+    for name in GUFE_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            return f"import {name}: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _put_venv_bin_on_path() -> None:
+    """AM1-BCC charges run ``sqm`` from the venv's bin/; ``.venv/bin/pytest`` alone does not put
+    it on PATH (scripts/test does), so do it here rather than fail deep inside a setup unit."""
+    venv_bin = Path(sys.executable).parent
+    if shutil.which("sqm") is None and (venv_bin / "sqm").exists():
+        os.environ["PATH"] = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Import the stack once, only when a selected test is marked ``gufe``."""
+    if not any(item.get_closest_marker("gufe") for item in items):
+        return
+    why = _gufe_missing()
+    config.stash[_GUFE_MISSING] = why
+    if why is None:
+        _put_venv_bin_on_path()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a ``gufe`` test without the stack, from this one line, so that ``-ra`` sums every
+    such skip up in one summary line with the reason."""
+    why = item.config.stash.get(_GUFE_MISSING, None)
+    if why is not None and item.get_closest_marker("gufe") is not None:
+        pytest.skip(
+            f"gufe stack not installed ({why}); scripts/bootstrap installs it from "
+            "../shared/wheelhouse"
+        )
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Count the ``gufe`` tests that ran and those that skipped (for FAHFLOW_REQUIRE_GUFE)."""
+    if "gufe" not in report.keywords:
+        return
+    if report.skipped:
+        _gufe_tally.skipped += 1
+        if _gufe_tally.reason is None and isinstance(report.longrepr, tuple):
+            _gufe_tally.reason = report.longrepr[2]
+    elif report.when == "call":
+        _gufe_tally.ran += 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With FAHFLOW_REQUIRE_GUFE=1, a session whose ``gufe`` tests did not all run fails: CI
+    with the wheelhouse must not go green on a stack that silently was not installed."""
+    if os.environ.get(REQUIRE_GUFE_ENV) != "1" or exitstatus == pytest.ExitCode.INTERRUPTED:
+        return
+    if _gufe_tally.skipped:
+        problem = f"{_gufe_tally.skipped} test(s) marked gufe skipped ({_gufe_tally.reason})"
+    elif not _gufe_tally.ran:
+        problem = "no test marked gufe ran (none selected, or all deselected)"
+    else:
+        return
+    session.config.stash[_GUFE_FAILURE] = (
+        f"{REQUIRE_GUFE_ENV}=1 (set by .ci/run where ../shared/wheelhouse exists) but {problem}: "
+        "install the stack with scripts/bootstrap and run them"
+    )
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    message = terminalreporter.config.stash.get(_GUFE_FAILURE, None)
+    if message is not None:
+        terminalreporter.section("gufe stack required", sep="=", red=True, bold=True)
+        terminalreporter.write_line(message, red=True)

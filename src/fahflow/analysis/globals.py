@@ -594,3 +594,42 @@ def find_globals(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, Wo
         else:
             raise ConfigError(f"results path {str(root)!r} does not exist")
     return list(found.values())
+
+
+def leg_work_samples(
+    path: str | os.PathLike[str], schedule: Schedule, cycle: int = 0
+) -> tuple[list[float], list[float]]:
+    """Cumulative ``protocol_work / kT`` (kT) at every row of ``cycle``'s forward and reverse leg.
+
+    For a consumer that wants the samples along each leg rather than the pair of
+    :func:`parse_globals` (gufe's NEC result unit reads such arrays and subtracts their first
+    element). Rows are read as :func:`parse_globals` reads them (every header honoured, the last
+    row of a step written twice kept), each divided by its own ``kT``; both ends of a leg are
+    included, so ``forward[-1] - forward[0]`` is that cycle's ``w_F``. Call it on a file that
+    :func:`parse_globals` classified ``ok`` with this ``schedule``: a leg without rows raises.
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read, or has no row at one end of a leg of ``cycle``.
+    """
+    path = Path(path)
+    try:
+        rows = _read_rows(path.read_bytes().decode("utf-8", errors="replace"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if isinstance(rows, str):
+        raise ConfigError(f"{path}: {rows}")
+    f0, f1, r0, r1 = schedule.leg_steps(cycle)
+    legs: list[list[float]] = []
+    for start, end in ((f0, f1), (r0, r1)):
+        if start not in rows.values or end not in rows.values:
+            raise ConfigError(f"{path}: no row at step {start} or {end} (cycle {cycle})")
+        legs.append(
+            [
+                rows.values[s][4] / rows.values[s][0]
+                for s in sorted(rows.values)
+                if start <= s <= end
+            ]
+        )
+    return legs[0], legs[1]

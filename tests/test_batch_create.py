@@ -59,7 +59,7 @@ def ctx(tmp_path: Path) -> BatchContext:
 def _staged_task(ctx: BatchContext, n_wus: int) -> None:
     ctx.ledger.add_task(
         task_id="t", source="local", source_key="t", transformation_id="tf", name="tf",
-        spec_yaml="name: x", n_wus=n_wus,
+        payload="name: x", n_wus=n_wus,
     )  # fmt: skip
     ctx.ledger.allocate("t", PROJECT)
     ctx.ledger.advance_task("t", TaskState.STAGED)

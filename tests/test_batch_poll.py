@@ -81,7 +81,7 @@ def _created_task(ctx: BatchContext, task: str = "t", n_wus: int = 2) -> None:
     """A Task whose WUs were created through the normal path (intent, call, confirmation)."""
     ctx.ledger.add_task(
         task_id=task, source="local", source_key=task, transformation_id="tf", name="tf",
-        spec_yaml="name: x", n_wus=n_wus,
+        payload="name: x", n_wus=n_wus,
     )  # fmt: skip
     ctx.ledger.allocate(task, PROJECT)
     ctx.ledger.advance_task(task, TaskState.STAGED)
@@ -98,7 +98,7 @@ def test_a_job_found_on_the_ws_is_asked_for_by_the_next_poll(ctx, tmp_path) -> N
     ws = ctx.ws
     ctx.ledger.add_task(
         task_id="t", source="local", source_key="t", transformation_id="tf", name="tf",
-        spec_yaml="name: x", n_wus=1,
+        payload="name: x", n_wus=1,
     )  # fmt: skip
     (wu,) = ctx.ledger.allocate("t", PROJECT)
     ctx.ledger.advance_task("t", TaskState.STAGED)

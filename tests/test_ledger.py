@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fahflow.errors import LedgerError
-from fahflow.ledger import MAX_ID, Ledger, WorkUnitRow, actionable_tasks
+from fahflow.ledger import MAX_ID, SCHEMA_VERSION, Ledger, WorkUnitRow, actionable_tasks
 from fahflow.states import TaskState, WuState
 
 TASK_PATH = [TaskState.STAGED, TaskState.CREATED, TaskState.FINISHED, TaskState.ANALYZED]
@@ -31,7 +31,7 @@ def _confirm(ledger: Ledger, wu: WorkUnitRow) -> None:
 def _add(ledger: Ledger, task: str, tf: str = "tf", n_wus: int = 2) -> None:
     ledger.add_task(
         task_id=task, source="local", source_key=task, transformation_id=tf, name=tf,
-        spec_yaml="name: x", n_wus=n_wus,
+        payload="name: x", n_wus=n_wus,
     )  # fmt: skip
 
 
@@ -39,11 +39,11 @@ def test_add_task_is_idempotent(tmp_path: Path) -> None:
     with Ledger(tmp_path / "l.sqlite") as ledger:
         assert ledger.add_task(
             task_id="t1", source="local", source_key="k1", transformation_id="tf", name="tf",
-            spec_yaml="name: x", n_wus=3,
+            payload="name: x", n_wus=3,
         )  # fmt: skip
         assert not ledger.add_task(
             task_id="t1", source="local", source_key="k1", transformation_id="tf", name="tf",
-            spec_yaml="name: x", n_wus=3,
+            payload="name: x", n_wus=3,
         )  # fmt: skip
         assert [t.task_id for t in ledger.tasks()] == ["t1"]
         assert ledger.task("t1").state == "claimed"
@@ -196,14 +196,14 @@ def test_two_source_keys_never_merge_into_one_task(tmp_path: Path) -> None:
     with Ledger(tmp_path / "l.sqlite") as ledger:
         ledger.add_task(
             task_id="col_1", source="local", source_key="col/1", transformation_id="tf",
-            name="tf", spec_yaml="name: x", n_wus=1,
+            name="tf", payload="name: x", n_wus=1,
         )  # fmt: skip
         with pytest.raises(
             LedgerError, match="'col_1' of local:col_1 is already the id of local:col/1"
         ):
             ledger.add_task(
                 task_id="col_1", source="local", source_key="col_1", transformation_id="tf",
-                name="tf", spec_yaml="name: x", n_wus=1,
+                name="tf", payload="name: x", n_wus=1,
             )  # fmt: skip
 
 
@@ -212,14 +212,34 @@ def test_a_version_1_ledger_is_migrated_in_place(tmp_path: Path) -> None:
     with Ledger(path) as ledger:
         _add(ledger, "a", n_wus=1)
         ledger.allocate("a", 7)
-    with sqlite3.connect(path) as db:  # what fahflow 0.1 wrote: no seen_at, version 1
+    with sqlite3.connect(path) as db:  # what fahflow 0.1 wrote: version 1
         db.execute("ALTER TABLE wus DROP COLUMN seen_at")
+        db.execute("ALTER TABLE transformations DROP COLUMN kind")
+        db.execute("ALTER TABLE transformations RENAME COLUMN payload TO spec_yaml")
+        db.execute("DROP TABLE task_dags")
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     with Ledger(path) as ledger:
         (wu,) = ledger.wus("a")
         assert wu.seen_at is None and (wu.run, wu.clone) == (0, 0)
+        row = ledger.transformation("tf")
+        assert (row.kind, row.payload) == ("spec", "name: x")  # every earlier Task was a spec
+        assert ledger.task_dag("a") is None
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta").fetchone()[0] == "2"
-        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
-    with pytest.raises(LedgerError, match="version 3 is newer than this fahflow's"):
+        assert db.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION)
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION + 1,))
+    with pytest.raises(LedgerError, match=f"version {SCHEMA_VERSION + 1} is newer than this"):
         Ledger(path)
+
+
+def test_a_tasks_dag_is_stored_once_with_it(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.sqlite") as ledger:
+        assert ledger.add_task(
+            task_id="g", source="local", source_key="g", transformation_id="tf", name="tf",
+            payload="{}", n_wus=2, kind="gufe", dag='{"unit keys": "first"}',
+        )  # fmt: skip
+        assert not ledger.add_task(  # the claim repaired: the first DAG stands
+            task_id="g", source="local", source_key="g", transformation_id="tf", name="tf",
+            payload="{}", n_wus=2, kind="gufe", dag='{"unit keys": "second"}',
+        )  # fmt: skip
+        assert ledger.task_dag("g") == '{"unit keys": "first"}'
+        assert ledger.transformation("tf").kind == "gufe"

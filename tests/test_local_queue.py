@@ -25,7 +25,7 @@ def test_claim_hands_out_each_task_once(tmp_path: Path) -> None:
     assert queue.claimed_keys("svc") == set(keys)
     assert queue.claimed_keys("other") == set()
     assert first[0].transformation_id.startswith("water_box-")
-    assert first[0].spec_yaml == "name: water\n"
+    assert first[0].payload == "name: water\n"
 
 
 def test_outcome_is_recorded_once_and_calls_are_counted(tmp_path: Path) -> None:
@@ -112,6 +112,6 @@ def test_queue_tasks_claimed_under_merging_keys_stay_apart(tmp_path: Path) -> No
             assert ledger.add_task(
                 task_id=task.task_id, source="local", source_key=task.key,
                 transformation_id=task.transformation_id, name=task.name,
-                spec_yaml=task.spec_yaml, n_wus=1,
+                payload=task.payload, n_wus=1,
             )  # fmt: skip
         assert sorted(t.source_key for t in ledger.tasks()) == ["col.1", "col/1", "col_1"]

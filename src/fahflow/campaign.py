@@ -32,19 +32,36 @@ def _queue(config: FahflowConfig) -> LocalQueue:
 
 
 def submit_spec(config_path: Path, spec_path: Path, n_tasks: int | None) -> list[str]:
-    """Validate the spec and enqueue ``n_tasks`` (default: the spec's ``tasks``) Tasks.
+    """Validate the file and enqueue ``n_tasks`` Tasks of the Transformation it holds.
 
-    The spec is stored normalized, with its file paths made absolute, so that the Task still
-    finds its inputs when a batch runs from another directory.
+    A ``.json`` file is a gufe Transformation (the JSON gufe writes; default 1 Task), checked the
+    way claim checks it (supported protocol, a DAG that can be made). Anything else is a fahflow
+    spec (default: its ``tasks``), stored normalized with its file paths made absolute, so that
+    the Task still finds its inputs when a batch runs from another directory.
     """
+    from fahflow.kinds import kind_for, kind_of_file
+    from fahflow.kinds.base import TaskRefused
     from fahflow.protocol.spec import load_spec
 
     config = load_config(config_path)
-    spec = load_spec(spec_path)
-    spec_yaml = yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=True)
+    kind = kind_of_file(str(spec_path))
+    if kind == "spec":
+        spec = load_spec(spec_path)
+        payload = yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=True)
+        name, default_tasks = spec.name, spec.tasks
+    else:
+        try:
+            payload = spec_path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"{spec_path}: cannot read: {exc.strerror}") from None
+        try:
+            name, default_tasks = kind_for(kind).claim(payload, str(spec_path)).name, 1
+        except TaskRefused as exc:
+            raise ConfigError(str(exc)) from None
     queue = _queue(config)
     try:
-        return queue.submit(spec.name, spec_yaml, n_tasks if n_tasks is not None else spec.tasks)
+        return queue.submit(name, payload, n_tasks if n_tasks is not None else default_tasks,
+                            kind=kind)  # fmt: skip
     finally:
         queue.close()
 

@@ -46,9 +46,15 @@ from fahflow.states import (
 )
 
 MAX_ID = 65535
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Steps from each older schema version to the next, applied in order by Ledger.__init__.
-_MIGRATIONS = {1: "ALTER TABLE wus ADD COLUMN seen_at TEXT"}
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ("ALTER TABLE wus ADD COLUMN seen_at TEXT",),
+    2: (
+        "ALTER TABLE transformations RENAME COLUMN spec_yaml TO payload",
+        "ALTER TABLE transformations ADD COLUMN kind TEXT NOT NULL DEFAULT 'spec'",
+    ),  # task_dags is new: CREATE TABLE IF NOT EXISTS makes it
+}
 
 TASK_STATES = tuple(state.value for state in TaskState)
 WU_STATES = tuple(state.value for state in WuState)
@@ -70,10 +76,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS transformations (
     transformation_id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
-    spec_yaml TEXT NOT NULL,
+    payload TEXT NOT NULL,
     project INTEGER,
     run INTEGER,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'spec'
 );
 CREATE TABLE IF NOT EXISTS tasks (
     task_id TEXT PRIMARY KEY,
@@ -90,6 +97,10 @@ CREATE TABLE IF NOT EXISTS tasks (
     UNIQUE (source, source_key)
 );
 CREATE INDEX IF NOT EXISTS tasks_open ON tasks (state) WHERE pushed_at IS NULL;
+CREATE TABLE IF NOT EXISTS task_dags (
+    task_id TEXT PRIMARY KEY REFERENCES tasks,
+    dag TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS projects (
     project INTEGER PRIMARY KEY,
     next_run INTEGER NOT NULL DEFAULT 0,
@@ -174,10 +185,11 @@ class WorkUnitRow:
 class TransformationRow:
     transformation_id: str
     name: str
-    spec_yaml: str
+    payload: str  # as its kind reads it: a fahflow spec (YAML) or a gufe Transformation (JSON)
     project: int | None
     run: int | None
     created_at: str
+    kind: str
 
 
 class Ledger:
@@ -209,7 +221,8 @@ class Ledger:
                     f"({SCHEMA_VERSION}): upgrade fahflow"
                 )
             for step in range(version, SCHEMA_VERSION):
-                db.execute(_MIGRATIONS[step])
+                for statement in _MIGRATIONS[step]:
+                    db.execute(statement)
             db.execute(
                 "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
             )
@@ -242,13 +255,18 @@ class Ledger:
         source_key: str,
         transformation_id: str,
         name: str,
-        spec_yaml: str,
+        payload: str,
         n_wus: int,
+        kind: str = "spec",
+        dag: str | None = None,
     ) -> bool:
         """Record a claimed Task (and its Transformation). Returns False if already known.
 
         Idempotent, so a claim that was interrupted after the source handed the Task out but
         before this row was written is repaired by recording it again on the next batch.
+        ``payload`` is the Transformation as its ``kind`` reads it (:mod:`fahflow.kinds`);
+        ``dag`` the Task's ProtocolDAG (gufe), stored with the Task in the same transaction and
+        never replaced: unit keys are random per ``create()``, so a resumed batch must reuse it.
 
         Raises
         ------
@@ -268,9 +286,9 @@ class Ledger:
                     f"of {owner['source']}:{owner['source_key']}; two Tasks would merge into one"
                 )
             db.execute(
-                "INSERT OR IGNORE INTO transformations (transformation_id, name, spec_yaml, "
-                "created_at) VALUES (?, ?, ?, ?)",
-                (transformation_id, name, spec_yaml, stamp),
+                "INSERT OR IGNORE INTO transformations (transformation_id, name, payload, "
+                "created_at, kind) VALUES (?, ?, ?, ?, ?)",
+                (transformation_id, name, payload, stamp, kind),
             )
             cursor = db.execute(
                 "INSERT OR IGNORE INTO tasks (task_id, source, source_key, transformation_id, "
@@ -288,8 +306,16 @@ class Ledger:
             )
             inserted = cursor.rowcount == 1
             if inserted:
+                if dag is not None:
+                    db.execute("INSERT INTO task_dags VALUES (?, ?)", (task_id, dag))
                 self._event(db, task_id, "claimed", f"{source}:{source_key}")
         return inserted
+
+    def task_dag(self, task_id: str) -> str | None:
+        """The Task's stored ProtocolDAG (keyed-chain JSON), or None for a kind without one."""
+        row = self._conn.execute("SELECT dag FROM task_dags WHERE task_id = ?", (task_id,))
+        found = row.fetchone()
+        return found[0] if found else None
 
     def task(self, task_id: str) -> TaskRow:
         row = self._conn.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()

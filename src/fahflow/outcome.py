@@ -33,6 +33,17 @@ class ExcludedWorkUnit(BaseModel):
     reason: str | None = None
 
 
+class ProtocolOutcome(BaseModel):
+    """What a kind adds to a Task's outcome (gufe: the stored ProtocolDAGResult)."""
+
+    ok: bool
+    protocol: str = Field(description="the protocol's class name")
+    protocol_dag_result: str = Field(description="path of the stored ProtocolDAGResult JSON")
+    Delta_f_kcal_per_mol: float | None = None
+    sigma_kcal_per_mol: float | None = None
+    failure: str | None = Field(None, description="the failed units and their tracebacks")
+
+
 class Outcome(BaseModel):
     """The end of one Task."""
 
@@ -51,6 +62,9 @@ class Outcome(BaseModel):
     status_counts: dict[str, int] = Field(default_factory=dict)
     works: list[PairedWork] = Field(default_factory=list)
     excluded: list[ExcludedWorkUnit] = Field(default_factory=list)
+    protocol: ProtocolOutcome | None = Field(
+        None, description="what the Task's kind made of the works (gufe: its ProtocolDAGResult)"
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> Outcome:

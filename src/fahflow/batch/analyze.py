@@ -14,8 +14,10 @@ from fahflow import atomic
 from fahflow.batch.context import BatchContext, write_json
 from fahflow.errors import AnalysisError
 from fahflow.failpoints import failpoint
-from fahflow.outcome import ExcludedWorkUnit, Outcome, PairedWork
+from fahflow.kinds import kind_for
+from fahflow.outcome import ExcludedWorkUnit, Outcome, PairedWork, ProtocolOutcome
 from fahflow.states import TaskState
+from fahflow.ws import layout
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +27,7 @@ def analyze(ctx: BatchContext, task_id: str, collected: Path, out: Path) -> dict
     from fahflow.analysis.report import analyze_paths
 
     settings = ctx.config.analysis
+    protocol = _protocol_outcome(ctx, task_id, collected.parent / "globals")
     try:
         result = analyze_paths(
             [collected.parent / "globals"],
@@ -43,11 +46,40 @@ def analyze(ctx: BatchContext, task_id: str, collected: Path, out: Path) -> dict
         # Transformation by `fahflow results --report`, not for every Task.
         record = atomic.write_text(out.parent / "analysis.json", result.model_dump_json(indent=1))
         outcome = task_outcome(task_id, result, record)
-        ctx.ledger.advance_task(task_id, TaskState.ANALYZED)
+        if protocol is not None and not protocol.ok:
+            first = (protocol.failure or "a unit failed").strip().splitlines()[0]
+            reason = f"protocol: {first} (see {protocol.protocol_dag_result})"
+            outcome = Outcome.failure(reason, task_id)
+            ctx.ledger.advance_task(task_id, TaskState.FAILED, reason=outcome.reason)
+        else:
+            ctx.ledger.advance_task(task_id, TaskState.ANALYZED)
         failpoint("analyze.after_record")
+    outcome.protocol = protocol
     record_data = outcome.model_dump(mode="json", exclude_none=True)
     write_json(out, record_data)
     return record_data
+
+
+def _protocol_outcome(ctx: BatchContext, task_id: str, collected: Path) -> ProtocolOutcome | None:
+    """What the Task's kind makes of the collected works (gufe: the ProtocolDAGResult), given
+    each WU's globals.csv by its index in the Task (= its simulation unit in the DAG)."""
+    task = ctx.ledger.task(task_id)
+    row = ctx.ledger.transformation(task.transformation_id)
+    globals_by_wu = {}
+    for wu in ctx.ledger.wus(task_id):
+        found = sorted(
+            (collected / layout.clone_dir(wu.project, wu.run, wu.clone)).glob("results*"),
+            key=layout.gen_of,
+        )
+        if found and (found[-1] / "globals.csv").is_file():
+            globals_by_wu[wu.idx] = found[-1] / "globals.csv"
+    return kind_for(row.kind).finish(
+        payload=row.payload,
+        dag=ctx.ledger.task_dag(task_id),
+        transformation_dir=ctx.transformation_dir(task.transformation_id),
+        task_dir=ctx.task_dir(task_id),
+        globals_by_wu=globals_by_wu,
+    )
 
 
 def task_outcome(task_id: str, result: Any, record: Path) -> Outcome:

@@ -6,13 +6,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fahflow.batch.context import BatchContext, write_json
 from fahflow.errors import ConfigError, TransientError
 from fahflow.failpoints import failpoint
+from fahflow.kinds import kind_for
+from fahflow.kinds.base import TaskRefused
 from fahflow.outcome import Outcome
-from fahflow.protocol.spec import parse_spec
 from fahflow.tasks import ClaimedTask
 
 logger = logging.getLogger(__name__)
@@ -22,9 +21,10 @@ def claim(ctx: BatchContext, out: Path) -> dict[str, Any]:
     """Claim up to ``tasks.claim_max`` new Tasks and record each in the ledger.
 
     First repairs an interrupted claim: Tasks the source has handed to this service but the
-    ledger does not know (a batch killed between the two writes) are recorded now. A Task whose
-    spec is invalid is failed at the source at once with the validation message, since no retry
-    can fix it. Writes the batch's claim record to ``out``.
+    ledger does not know (a batch killed between the two writes) are recorded now. A Task its
+    kind refuses (an invalid spec, a gufe protocol fahflow does not run) is failed at the source
+    at once with the reason, before anything is staged, since no retry can fix it. Writes the
+    batch's claim record to ``out``.
     """
     renew_certificate(ctx)
     service = ctx.config.tasks.service_id
@@ -39,9 +39,9 @@ def claim(ctx: BatchContext, out: Path) -> dict[str, Any]:
             _record(ctx, task)
             recorded.append(task.task_id)
             failpoint("claim.after_record")
-        except ConfigError as exc:
-            logger.error("Task %s rejected: %s", task.key, exc)
-            source.push(task.key, Outcome.failure(f"invalid transformation spec: {exc}"))
+        except (TaskRefused, ConfigError) as exc:
+            logger.error("Task %s refused: %s", task.key, exc)
+            source.push(task.key, Outcome.failure(f"refused at claim: {exc}"))
             rejected.append(task.key)
     summary = {"claimed": recorded, "repaired": [t.task_id for t in repaired], "rejected": rejected}
     write_json(out, summary)
@@ -67,17 +67,17 @@ def renew_certificate(ctx: BatchContext) -> bool:
 
 
 def _record(ctx: BatchContext, task: ClaimedTask) -> None:
-    try:
-        data = yaml.safe_load(task.spec_yaml)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Task {task.key}: spec is not valid YAML: {exc}") from None
-    spec = parse_spec(data, f"Task {task.key} spec")  # the ledger keeps it; serialize writes it
+    """The kind checks the payload and says how many WUs (and, gufe, makes the Task's DAG, once:
+    the ledger keeps it with the Task); serialize later writes the payload out."""
+    claimed = kind_for(task.kind).claim(task.payload, f"Task {task.key}")
     ctx.ledger.add_task(
         task_id=task.task_id,
         source=ctx.source.name,
         source_key=task.key,
         transformation_id=task.transformation_id,
         name=task.name,
-        spec_yaml=task.spec_yaml,
-        n_wus=spec.wus_per_task,
+        payload=task.payload,
+        n_wus=claimed.n_wus,
+        kind=task.kind,
+        dag=claimed.dag,
     )

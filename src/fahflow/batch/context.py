@@ -85,6 +85,10 @@ class BatchContext:
     def task_dir(self, task_id: str) -> Path:
         return self.results_dir / "tasks" / task_id
 
+    def protocol_record(self, task_id: str) -> Path:
+        """What a Task's kind recorded when the Task failed before analyze (a failed setup)."""
+        return self.task_dir(task_id) / "protocol.json"
+
     def clone_files_dir(self, task_id: str, run: int, clone: int) -> Path:
         """A CLONE's own State and Integrator, before stage places them (``RUN{r}-CLONE{c}``)."""
         return self.task_dir(task_id) / "clones" / f"RUN{run}-CLONE{clone}"

@@ -11,7 +11,7 @@ from typing import Any
 
 from fahflow.batch.context import BatchContext, write_json
 from fahflow.failpoints import failpoint
-from fahflow.outcome import Outcome
+from fahflow.outcome import Outcome, ProtocolOutcome
 
 
 def push(ctx: BatchContext, task_id: str, outcome_path: Path | None, out: Path) -> dict[str, Any]:
@@ -21,6 +21,9 @@ def push(ctx: BatchContext, task_id: str, outcome_path: Path | None, out: Path) 
         outcome = Outcome.model_validate_json(outcome_path.read_text())
     else:
         outcome = Outcome.failure(task.reason or "failed", task_id)
+        recorded = ctx.protocol_record(task_id)  # a setup that failed (stage)
+        if recorded.is_file():
+            outcome.protocol = ProtocolOutcome.model_validate_json(recorded.read_text())
     sent = False
     if task.pushed_at is None:
         if not ctx.source.has_outcome(task.source_key):

@@ -1,43 +1,40 @@
-"""Step 2: build a Transformation's System, State, NEQ-cycling Integrator and core.xml, once."""
+"""Step 2: build a Transformation's WU files (System, State, NEQ Integrator, core.xml), once.
+
+What they are built from is its kind's business (:mod:`fahflow.kinds`): a fahflow spec is built
+by :mod:`fahflow.protocol`; a gufe Transformation runs its protocol's setup unit here, locally,
+once for all its Tasks.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from fahflow import atomic
 from fahflow.batch.context import BatchContext, write_json
-from fahflow.batch.seeds import seed_for
 from fahflow.failpoints import failpoint
+from fahflow.kinds import kind_for
 
 
 def serialize(ctx: BatchContext, transformation_id: str, out: Path) -> dict[str, Any]:
-    """Write the spec and build the WU files of one Transformation beside ``out``, then ``out``
+    """Write the claimed Transformation and build its WU files beside ``out``, then ``out``
     (manifest.json).
 
     Built once per Transformation: every Task and CLONE of it shares the System (DESIGN §2);
-    ``stage`` gives each CLONE its own velocities and integrator seed. The spec comes from the
-    ledger (claim recorded it) and is written here, so that one job per Transformation owns
-    ``spec.yaml`` as a declared output (workflow/rules/serialize.smk), not the batch's claim.
+    ``stage`` gives each CLONE its own velocities and integrator seed. The Transformation comes
+    from the ledger (claim recorded it) and is written here as ``transformation.json``, so that
+    one job per Transformation owns it as a declared output (workflow/rules/serialize.smk). A
+    kind's own products (a gufe setup unit's files) go under ``units/``.
     """
-    from fahflow.protocol.build import build_work_unit  # imports openmm: only here
-    from fahflow.protocol.spec import load_spec
-
-    spec_path = atomic.write_text(
-        out.parent / "spec.yaml", ctx.ledger.transformation(transformation_id).spec_yaml
+    row = ctx.ledger.transformation(transformation_id)
+    claimed = {"kind": row.kind, "name": row.name, "payload": row.payload}
+    atomic.write_text(out.parent / "transformation.json", json.dumps(claimed, indent=1) + "\n")
+    (out.parent / "units").mkdir(parents=True, exist_ok=True)
+    manifest = kind_for(row.kind).build(
+        row.payload, transformation_id, out.parent, config=ctx.config
     )
-    spec = load_spec(spec_path)
-    wu = build_work_unit(spec, out.parent, seed=seed_for(transformation_id))
     failpoint("serialize.after_build")
-    manifest = {
-        "transformation_id": transformation_id,
-        "name": spec.name,
-        "n_atoms": wu.n_atoms,
-        "nonbonded_method": wu.nonbonded_method,
-        "num_steps": wu.num_steps,
-        "temperature_K": wu.temperature_K,
-        "seed": wu.seed,
-        "files": {name: path.name for name, path in wu.files.items()},
-    }
-    write_json(out, manifest)
-    return manifest
+    record = manifest.model_dump(mode="json", exclude_none=True)
+    write_json(out, record)
+    return record

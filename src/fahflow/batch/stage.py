@@ -17,6 +17,7 @@ from fahflow.batch.context import BatchContext, write_json
 from fahflow.batch.seeds import seed_for
 from fahflow.errors import ConfigError, NotFound
 from fahflow.failpoints import failpoint
+from fahflow.kinds import kind_for
 from fahflow.ledger import WorkUnitRow
 from fahflow.protocol.clones import PER_CLONE_FILES, write_clone_files
 from fahflow.protocol.projects import ProjectSlot, select_project
@@ -31,6 +32,16 @@ def stage(ctx: BatchContext, task_id: str, manifest_path: Path, out: Path) -> di
     """Allocate PRCG ids for ``task_id``, place its files, mark it staged, write ``out``."""
     manifest = json.loads(manifest_path.read_text())
     wu_dir = manifest_path.parent
+    if manifest.get("setup_failure"):
+        # The Transformation's setup failed in serialize: its kind records the failure for this
+        # Task (gufe: a ProtocolDAGResult with the unit's traceback) and the Task fails with it.
+        protocol = _kind_finish(ctx, task_id, wu_dir)
+        where = ""
+        if protocol is not None:  # push sends it with the failure (batch.push)
+            write_json(ctx.protocol_record(task_id), protocol.model_dump(mode="json"))
+            where = f" (traceback in {protocol.protocol_dag_result})"
+        first = manifest["setup_failure"].strip().splitlines()[0]
+        return _fail(ctx, task_id, out, f"setup failed: {first}{where}")
     # A Transformation stays in the PROJECT its first Task got, even if the config changed since.
     project = ctx.ledger.transformation(manifest["transformation_id"]).project
     if project is None:
@@ -39,12 +50,7 @@ def stage(ctx: BatchContext, task_id: str, manifest_path: Path, out: Path) -> di
         except ConfigError as exc:
             # No retry can fit it: fail the Task (pushed with the reason by the next batch)
             # instead of leaving it claimed to fail every batch.
-            reason = f"cannot stage: {exc}"
-            logger.error("Task %s: %s", task_id, reason)
-            ctx.ledger.advance_task(task_id, TaskState.FAILED, reason=reason)
-            record = {"task_id": task_id, "failed": reason}
-            write_json(out, record)
-            return record
+            return _fail(ctx, task_id, out, f"cannot stage: {exc}")
     _ensure_project(ctx, project)
     wus = ctx.ledger.allocate(task_id, project)
     failpoint("stage.after_allocate")
@@ -68,6 +74,26 @@ def stage(ctx: BatchContext, task_id: str, manifest_path: Path, out: Path) -> di
     }
     write_json(out, record)
     return record
+
+
+def _fail(ctx: BatchContext, task_id: str, out: Path, reason: str) -> dict[str, Any]:
+    logger.error("Task %s: %s", task_id, reason)
+    ctx.ledger.advance_task(task_id, TaskState.FAILED, reason=reason)
+    record = {"task_id": task_id, "failed": reason}
+    write_json(out, record)
+    return record
+
+
+def _kind_finish(ctx: BatchContext, task_id: str, transformation_dir: Path) -> Any:
+    task = ctx.ledger.task(task_id)
+    row = ctx.ledger.transformation(task.transformation_id)
+    return kind_for(row.kind).finish(
+        payload=row.payload,
+        dag=ctx.ledger.task_dag(task_id),
+        transformation_dir=transformation_dir,
+        task_dir=ctx.task_dir(task_id),
+        globals_by_wu={},
+    )
 
 
 def _choose_project(ctx: BatchContext, manifest: dict[str, Any]) -> int:

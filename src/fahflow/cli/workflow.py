@@ -150,10 +150,11 @@ def audit(config_path: Path, polled: Path, out: Path) -> None:
 @click.argument("spec_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--tasks", "n_tasks", type=click.IntRange(min=1), default=None,
-    help="Tasks to enqueue, at least 1 [spec: tasks].",
+    help="Tasks to enqueue, at least 1 [a spec: its tasks; a gufe Transformation: 1].",
 )  # fmt: skip
 def submit(config_path: Path, spec_path: Path, n_tasks: int | None) -> None:
-    """Enqueue Tasks of the Transformation in SPEC_PATH on the local queue."""
+    """Enqueue Tasks of the Transformation in SPEC_PATH on the local queue: a fahflow spec
+    (YAML) or a gufe Transformation (the JSON gufe writes, e.g. Transformation.to_json)."""
     from fahflow.campaign import submit_spec
 
     keys = submit_spec(config_path, spec_path, n_tasks)

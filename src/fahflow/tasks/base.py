@@ -45,7 +45,8 @@ class ClaimedTask(BaseModel):
     task_id: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="safe id used in paths")
     transformation_id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
     name: str = Field(description="human name of the Transformation")
-    spec_yaml: str = Field(description="the Transformation spec (fahflow.protocol.spec)")
+    payload: str = Field(description="the Transformation, as its kind reads it")
+    kind: str = Field("spec", description="fahflow.kinds: 'spec' (fahflow YAML) or 'gufe'")
 
 
 class TaskSource(Protocol):

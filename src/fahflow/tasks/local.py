@@ -21,8 +21,9 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS transformations (
     transformation_id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
-    spec_yaml TEXT NOT NULL,
-    submitted_at TEXT NOT NULL
+    payload TEXT NOT NULL,
+    submitted_at TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'spec'
 );
 CREATE TABLE IF NOT EXISTS tasks (
     key TEXT PRIMARY KEY,
@@ -40,9 +41,9 @@ CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, claimed_by);
 """
 
 
-def transformation_id_for(name: str, spec_yaml: str) -> str:
-    """Same spec text → same Transformation; the name keeps it readable."""
-    digest = hashlib.sha256(spec_yaml.encode()).hexdigest()[:10]
+def transformation_id_for(name: str, payload: str) -> str:
+    """Same payload text → same Transformation; the name keeps it readable."""
+    digest = hashlib.sha256(payload.encode()).hexdigest()[:10]
     return f"{safe_id(name, max_len=40)}-{digest}"
 
 
@@ -54,22 +55,35 @@ class LocalQueue:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._conn = connect(self.path)
+        self._upgrade()
         self._conn.executescript(_SCHEMA)
+
+    def _upgrade(self) -> None:
+        """A queue written before Tasks had kinds: its payload column was ``spec_yaml``."""
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(transformations)")}
+        if "spec_yaml" in columns:
+            with transaction(self._conn) as db:
+                db.execute("ALTER TABLE transformations RENAME COLUMN spec_yaml TO payload")
+                db.execute(
+                    "ALTER TABLE transformations ADD COLUMN kind TEXT NOT NULL DEFAULT 'spec'"
+                )
 
     def close(self) -> None:
         self._conn.close()
 
-    def submit(self, name: str, spec_yaml: str, n_tasks: int) -> list[str]:
-        """Enqueue ``n_tasks`` new Tasks of the Transformation; returns their keys."""
+    def submit(self, name: str, payload: str, n_tasks: int, *, kind: str = "spec") -> list[str]:
+        """Enqueue ``n_tasks`` new Tasks of the Transformation ``payload`` (read by ``kind``,
+        :mod:`fahflow.kinds`); returns their keys."""
         if n_tasks < 1:
             raise ValueError(f"number of Tasks must be at least 1, got {n_tasks}")
-        tf = transformation_id_for(name, spec_yaml)
+        tf = transformation_id_for(name, payload)
         keys = [f"{tf[:24]}-{uuid.uuid4().hex[:12]}" for _ in range(n_tasks)]
         stamp = now()
         with transaction(self._conn) as db:
             db.execute(
-                "INSERT OR IGNORE INTO transformations VALUES (?, ?, ?, ?)",
-                (tf, name, spec_yaml, stamp),
+                "INSERT OR IGNORE INTO transformations (transformation_id, name, payload, "
+                "submitted_at, kind) VALUES (?, ?, ?, ?, ?)",
+                (tf, name, payload, stamp, kind),
             )
             db.executemany(
                 "INSERT INTO tasks (key, transformation_id, status, submitted_at) "
@@ -84,11 +98,12 @@ class LocalQueue:
             task_id=task_id_for(row["key"]),
             transformation_id=row["transformation_id"],
             name=row["name"],
-            spec_yaml=row["spec_yaml"],
+            payload=row["payload"],
+            kind=row["kind"],
         )
 
     _SELECT = (
-        "SELECT t.key, t.transformation_id, f.name, f.spec_yaml FROM tasks t "
+        "SELECT t.key, t.transformation_id, f.name, f.payload, f.kind FROM tasks t "
         "JOIN transformations f USING (transformation_id) "
     )
 
@@ -152,7 +167,8 @@ class LocalQueue:
     def rows(self) -> list[sqlite3.Row]:
         """Every Task with its Transformation's name, oldest first."""
         return self._conn.execute(
-            "SELECT t.*, f.name FROM tasks t JOIN transformations f USING (transformation_id) "
+            "SELECT t.*, f.name, f.kind FROM tasks t JOIN transformations f "
+            "USING (transformation_id) "
             "ORDER BY t.submitted_at, t.key"
         ).fetchall()
 

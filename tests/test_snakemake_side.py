@@ -179,9 +179,8 @@ def rule_block(output: str, rule: str) -> str:
 
 def transformation_files(tf: str) -> list[str]:
     folder = f".test/config_sim/results/transformations/{tf}"
-    return [
-        f"{folder}/{name}" for name in ("manifest.json", "transformation.json", "units", *FILE_NAMES)
-    ]
+    names = ("manifest.json", "transformation.json", "units", *FILE_NAMES)
+    return [f"{folder}/{name}" for name in names]
 
 
 def test_dry_run_lists_what_serialize_and_collect_write(claimed) -> None:

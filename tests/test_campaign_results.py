@@ -12,7 +12,7 @@ from rich.console import Console
 
 from fahflow.analysis.synthetic import crooks_gaussian_works
 from fahflow.cli.render import print_results
-from fahflow.outcome import Outcome
+from fahflow.outcome import Outcome, ProtocolOutcome
 from fahflow.tasks import LocalQueue
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,3 +87,40 @@ def test_json_and_csv_carry_the_warnings(campaign: Path) -> None:
     assert any("only 3 work pair(s)" in w for w in by_name[LONG_NAME]["warnings"])
     csv_text, _ = render(campaign, "csv")
     assert "only 3 work pair(s)" in csv_text and "['" not in csv_text
+
+
+def test_a_gufe_transformation_shows_its_protocols_estimate_beside_fahflows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`fahflow results` pools the Tasks' stored ProtocolDAGResults with the kind's gather and
+    prints that estimate in its own column (a scripted kind: the real one is tested with gufe)."""
+    import fahflow.kinds
+
+    config = config_for(tmp_path)
+    queue = LocalQueue(tmp_path / "queue.sqlite")
+    stored = []
+    for i in range(2):
+        (key,) = queue.submit("benzene-toluene", '{"gufe": "transformation"}', 1, kind="gufe")
+        queue.claim("test", 1)
+        pdr = tmp_path / f"pdr{i}.json"
+        protocol = ProtocolOutcome(ok=True, protocol="NonEquilibriumCyclingProtocol",
+                                   protocol_dag_result=str(pdr))  # fmt: skip
+        works = [{"key": f"P1/R0/C{i}/G0/cycle0", "group": f"P1/R0/C{i}", "w_F_kT": 2.0 + i,
+                  "w_R_kT": -1.0 - i}]  # fmt: skip
+        queue.push(key, Outcome(status="ok", temperature_K=300.0, works=works, protocol=protocol))
+        stored.append(pdr)
+    queue.close()
+
+    class ScriptedKind:
+        def gather(self, payload: str, results: list[Path]) -> tuple[float, float]:
+            assert payload == '{"gufe": "transformation"}' and sorted(results) == stored
+            return 1.23, 0.45
+
+    monkeypatch.setattr(fahflow.kinds, "kind_for", lambda name: ScriptedKind())
+    text, (row,) = render(config)
+    assert (row["protocol_Delta_f_kcal_per_mol"], row["protocol_sigma_kcal_per_mol"]) == (
+        1.23,
+        0.45,
+    )
+    assert "(protocol)" in text and "1.23 ± 0.45" in text
+    assert max(len(line) for line in text.splitlines()) <= 80

@@ -123,10 +123,12 @@ def transformation_results(config: FahflowConfig, *, report_dir: Path | None = N
     queue = _queue(config)
     try:
         by_tf: dict[str, list[Outcome]] = defaultdict(list)
-        names, counts = {}, Counter()
+        names, kinds, counts = {}, {}, Counter()
+        payloads = {r["transformation_id"]: r["payload"] for r in queue.transformations()}
         for row in queue.rows():
             names[row["transformation_id"]] = row["name"]
             counts[row["transformation_id"], row["status"]] += 1
+            kinds[row["transformation_id"]] = row["kind"]
             if row["status"] == "complete":
                 by_tf[row["transformation_id"]].append(queue.outcome(row))
     finally:
@@ -165,10 +167,31 @@ def transformation_results(config: FahflowConfig, *, report_dir: Path | None = N
                     temperature_K=fe.temperature_K,
                     warnings=fe.diagnostics.warnings,
                 )
+        entry.update(_protocol_estimate(kinds[tf], results, payloads[tf]))
         if report_dir is not None and results:
             entry["report"] = str(_write_report(config, tf, report_dir))
         out.append(entry)
     return out
+
+
+def _protocol_estimate(kind: str, results: list[Outcome], payload: str) -> dict[str, Any]:
+    """The Task kind's own pooled estimate (gufe: ``protocol.gather`` over the stored
+    ProtocolDAGResults), shown beside fahflow's BAR; nothing for fahflow's spec."""
+    if kind == "spec":
+        return {}
+    from fahflow.kinds import kind_for
+
+    stored = [Path(r.protocol.protocol_dag_result) for r in results if r.protocol and r.protocol.ok]
+    if not stored:
+        return {}
+    estimate = kind_for(kind).gather(payload, stored)
+    if estimate is None:
+        return {}
+    return {
+        "protocol": results[0].protocol.protocol,
+        "protocol_Delta_f_kcal_per_mol": estimate[0],
+        "protocol_sigma_kcal_per_mol": estimate[1],
+    }
 
 
 def _write_report(config: FahflowConfig, transformation_id: str, report_dir: Path) -> Path:

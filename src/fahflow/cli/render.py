@@ -92,17 +92,34 @@ def results_table(rows: list[dict]) -> Table:
     table.add_column("Transformation", overflow="fold", min_width=len("Transformation"))
     table.add_column("Tasks done/\nfailed/open", justify="right", no_wrap=True)
     table.add_column("Cycles", justify="right", no_wrap=True)
-    table.add_column("ΔG / kT", justify="right", no_wrap=True)
-    table.add_column("ΔG / kcal/mol", justify="right", no_wrap=True)
+    # A gufe Transformation: its protocol's own estimate beside fahflow's BAR; ΔG in kT then
+    # stays in --format json/csv, so that the table still fits 80 columns.
+    protocol = any("protocol_Delta_f_kcal_per_mol" in r for r in rows)
+    if not protocol:
+        table.add_column("ΔG / kT", justify="right", no_wrap=True)
+    table.add_column("ΔG / kcal/mol" + ("\n(fahflow)" if protocol else ""), justify="right",
+                     no_wrap=True)  # fmt: skip
+    if protocol:
+        table.add_column("ΔG / kcal/mol\n(protocol)", justify="right", no_wrap=True)
     for r in rows:
         has = "Delta_f_kT" in r
-        table.add_row(
-            r["transformation"],
-            f"{r['tasks_done']}/{r['tasks_failed']}/{r['tasks_open']}",
-            str(r.get("n_cycles", "")),
-            value_sigma_text(r["Delta_f_kT"], r["sigma_kT"]) if has else "",
-            value_sigma_text(r["Delta_f_kcal_per_mol"], r["sigma_kcal_per_mol"]) if has else "",
+        cells = [r["transformation"], f"{r['tasks_done']}/{r['tasks_failed']}/{r['tasks_open']}",
+                 str(r.get("n_cycles", ""))]  # fmt: skip
+        if not protocol:
+            cells.append(value_sigma_text(r["Delta_f_kT"], r["sigma_kT"]) if has else "")
+        cells.append(
+            value_sigma_text(r["Delta_f_kcal_per_mol"], r["sigma_kcal_per_mol"]) if has else ""
         )
+        if protocol:
+            theirs = "protocol_Delta_f_kcal_per_mol" in r
+            cells.append(
+                value_sigma_text(
+                    r["protocol_Delta_f_kcal_per_mol"], r["protocol_sigma_kcal_per_mol"]
+                )
+                if theirs
+                else ""
+            )
+        table.add_row(*cells)
     return table
 
 

@@ -10,7 +10,9 @@ never look inside it; they ask its kind:
 * ``serialize`` → :meth:`TaskKind.build`: the WU files every Task of the Transformation shares
   (``core.xml``, ``system/state/integrator.xml.bz2``) and the manifest;
 * ``analyze`` → :meth:`TaskKind.finish`: after fahflow's own BAR analysis of the collected
-  works, what the kind makes of them (gufe: the ProtocolDAGResult and its protocol's estimate).
+  works, what the kind makes of them (gufe: the ProtocolDAGResult and its protocol's estimate);
+* ``fahflow results`` → :meth:`TaskKind.gather`: the protocol's pooled estimate over a
+  Transformation's Tasks, shown beside fahflow's.
 """
 
 from __future__ import annotations
@@ -89,4 +91,10 @@ class TaskKind(Protocol):
     ) -> ProtocolOutcome | None:
         """After the works are collected (``globals_by_wu``: WU index → its globals.csv), what
         the kind makes of them; None when it adds nothing (fahflow's own spec)."""
+        ...
+
+    def gather(self, payload: str, results: list[Path]) -> tuple[float, float] | None:
+        """The kind's own pooled estimate over stored results of one Transformation's Tasks
+        (gufe: ``protocol.gather`` of their ProtocolDAGResults): ΔG and σ in kcal/mol, or None
+        when the kind has no estimate of its own."""
         ...

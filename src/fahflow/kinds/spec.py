@@ -50,3 +50,6 @@ class SpecKind:
 
     def finish(self, **_: Any) -> ProtocolOutcome | None:
         return None
+
+    def gather(self, payload: str, results: list[Path]) -> tuple[float, float] | None:
+        return None

@@ -1,13 +1,16 @@
 """What the bundled gufe example's local work costs: loading it, creating its DAG, its SetupUnit.
 
     python benchmarks/gufe_setup.py [--example feflow|fah] [--create-repeat 20] [--setup-repeat 1]
-                                    [--keep DIR]
+                                    [--cycle] [--keep DIR]
 
 fahflow runs a gufe Task's SetupUnit on its own host in ``serialize`` (force field, AM1-BCC
 charges with ambertools' ``sqm``, solvation, the hybrid topology, minimization) and turns its
 System, State and Integrator into the RUN's files, so its cost is what a new Transformation adds
 to a batch. The issue's goal is about 20 s for benzene→toluene here. ``transformation.create()``
 runs once per Task (its unit keys are random, so the DAG is stored, never re-created).
+
+``--cycle`` also runs one of feflow's cycle units here on the CPU (what one WU computes on FAH;
+feflow example only, the FAH protocol's cycle unit talks to a work server) to size the example.
 
 Prints wall and CPU seconds (CPU includes child processes: ``sqm`` runs as one), the atoms and
 the box of the System the setup built. Needs the gufe stack and ``sqm`` on PATH (the venv's bin
@@ -57,16 +60,32 @@ def system_summary(system_path: Path) -> str:
     return f"{system.getNumParticles()} particles, box {edges} nm"
 
 
-def run_setup(transformation: Any, where: Path) -> Any:
-    """Create the DAG and execute its SetupUnit alone, as ``serialize`` does."""
+def unit_named(dag: Any, name: str) -> Any:
+    (unit,) = [unit for unit in dag.protocol_units if unit.name == name]
+    return unit
+
+
+def execute(unit: Any, where: Path, **inputs: Any) -> Any:
+    """Execute one unit in fresh scratch and shared folders under ``where``."""
     from gufe.protocols.protocolunit import Context
 
-    dag = transformation.create()
-    (setup,) = [unit for unit in dag.protocol_units if unit.name == "setup"]
     scratch, shared = where / "scratch", where / "shared"
     scratch.mkdir(parents=True)
     shared.mkdir(parents=True)
-    return setup.execute(context=Context(scratch, shared), raise_error=True, **setup.inputs)
+    return unit.execute(context=Context(scratch, shared), raise_error=True, **inputs)
+
+
+def run_setup(dag: Any, where: Path) -> Any:
+    """Execute the DAG's SetupUnit alone, as ``serialize`` does."""
+    setup = unit_named(dag, "setup")
+    return execute(setup, where, **setup.inputs)
+
+
+def run_cycle(dag: Any, setup_result: Any, where: Path) -> Any:
+    """Execute the DAG's first cycle unit on the setup's result (as execute_DAG would)."""
+    cycle = unit_named(dag, "cycle_0")
+    inputs = {k: setup_result if k == "setup" else v for k, v in cycle.inputs.items()}
+    return execute(cycle, where, **inputs)
 
 
 def main() -> int:
@@ -74,6 +93,7 @@ def main() -> int:
     parser.add_argument("--example", choices=("feflow", "fah"), default="feflow")
     parser.add_argument("--create-repeat", type=int, default=20)
     parser.add_argument("--setup-repeat", type=int, default=1)
+    parser.add_argument("--cycle", action="store_true", help="also run one cycle (feflow)")
     parser.add_argument("--keep", type=Path, help="keep the setup's files here")
     args = parser.parse_args()
 
@@ -95,12 +115,17 @@ def main() -> int:
     creates = [timed(transformation.create)[1] for _ in range(args.create_repeat)]
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="gufe-setup-"))
+    dag = transformation.create()
     setups = []
     for attempt in range(args.setup_repeat):
-        result, wall, cpu = timed(lambda a=attempt: run_setup(transformation, root / f"run{a}"))
+        result, wall, cpu = timed(lambda a=attempt: run_setup(dag, root / f"setup{a}"))
         assert result.ok(), result
         setups.append((wall, cpu))
     system = system_summary(Path(result.outputs["system"]))
+    cycle = None
+    if args.cycle and args.example == "feflow":
+        cycle_result, *cycle = timed(lambda: run_cycle(dag, result, root / "cycle0"))
+        assert cycle_result.ok(), cycle_result
     if args.keep is None:
         shutil.rmtree(root)
 
@@ -118,6 +143,11 @@ def main() -> int:
             f"SetupUnit.execute:            {wall:6.2f} s wall {cpu:6.2f} s CPU "
             f"(goal ≈{GOAL_SETUP_S:.0f} s: {verdict})"
         )
+    if cycle is not None:
+        settings = transformation.protocol.settings
+        steps = 2 * (settings.integrator_settings.equilibrium_steps
+                     + settings.integrator_settings.nonequilibrium_steps)  # fmt: skip
+        print(f"one cycle unit (CPU, {steps} steps): {cycle[0]:6.2f} s wall {cycle[1]:6.2f} s CPU")
     return 0
 
 

@@ -90,3 +90,17 @@ def test_the_dag_is_a_setup_one_unit_per_cycle_and_a_result(name: str) -> None:
     dag = load(name).create()
     names = sorted(unit.name for unit in dag.protocol_units)
     assert names == ["cycle_0", "cycle_1", "cycle_2", "cycle_3", "result", "setup"]
+
+
+def test_a_smaller_variant_for_tests_keeps_the_protocols_consistent() -> None:
+    cycles = gufe_example.Cycles(num_cycles=2, eq_steps=500, neq_steps=500, work_freq=100)
+    variants = gufe_example.transformations(cycles)
+    fah = variants[gufe_example.FAH_JSON].protocol.settings
+    assert fah.fah_settings.numSteps == 2000 and fah.fah_settings.globalVarFreq == 100
+    dag = variants[gufe_example.FEFLOW_JSON].create()
+    assert sorted(u.name for u in dag.protocol_units) == ["cycle_0", "cycle_1", "result", "setup"]
+
+
+def test_a_work_frequency_that_misses_the_leg_ends_is_refused() -> None:
+    with pytest.raises(ValueError, match="work_freq must divide eq_steps and neq_steps"):
+        gufe_example.Cycles(work_freq=300)

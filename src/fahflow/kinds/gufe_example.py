@@ -12,7 +12,8 @@ CLONE each), 10 ps legs, and a cube box with 1.0 nm padding — openfe's default
 than half the box" (docs/gufe.md). The ligands are embedded by RDKit with a fixed seed and
 toluene is shape-aligned onto benzene before Kartograf maps them, so the files are reproducible:
 ``python -m fahflow.kinds.gufe_example`` rewrites them, ``--check`` says whether the committed
-ones are what this code makes (tests/test_gufe_example.py runs it).
+ones are what this code makes (tests/test_gufe_example.py runs it). Tests that want a smaller
+run build the same Transformation with another :class:`Cycles` (``transformations(Cycles(...))``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,7 +38,23 @@ EQ_STEPS = 2500  # per equilibrium leg: 10 ps at feflow's 4 fs timestep
 NEQ_STEPS = 2500  # per nonequilibrium leg
 WORK_FREQ = 250  # steps between work samples (feflow) and globals.csv rows (FAH): 10 per leg
 SOLVENT_PADDING_NM = 1.0
+# One cycle of the example (10,000 steps, 738 atoms) took 68 s on this 2-core machine's CPU
+# platform with feflow's own cycle unit (benchmarks/gufe_setup.py --cycle), its setup 11 s.
 PLATFORM = "CPU"  # the setup unit runs on the fahflow host, which need not have a GPU
+
+
+@dataclass(frozen=True)
+class Cycles:
+    """How much NEQ cycling a Transformation asks for (the rest of its settings are fixed)."""
+
+    num_cycles: int = NUM_CYCLES
+    eq_steps: int = EQ_STEPS
+    neq_steps: int = NEQ_STEPS
+    work_freq: int = WORK_FREQ
+
+    def __post_init__(self) -> None:
+        if self.eq_steps % self.work_freq or self.neq_steps % self.work_freq:
+            raise ValueError(f"{self}: work_freq must divide eq_steps and neq_steps")
 
 
 def ligand(smiles: str, name: str) -> gufe.SmallMoleculeComponent:
@@ -66,15 +84,15 @@ def end_states() -> tuple[gufe.ChemicalSystem, gufe.ChemicalSystem, gufe.LigandA
     return state_a, state_b, mapping
 
 
-def cut_down(settings: gufe.settings.Settings) -> gufe.settings.Settings:
+def cut_down(settings: gufe.settings.Settings, cycles: Cycles) -> gufe.settings.Settings:
     """The settings both protocols share: few short cycles in a small cube box, PME."""
     from openff.units import unit
 
-    settings.num_cycles = NUM_CYCLES
-    settings.integrator_settings.equilibrium_steps = EQ_STEPS
-    settings.integrator_settings.nonequilibrium_steps = NEQ_STEPS
-    settings.work_save_frequency = WORK_FREQ
-    settings.traj_save_frequency = EQ_STEPS  # a multiple of the work frequency (feflow checks)
+    settings.num_cycles = cycles.num_cycles
+    settings.integrator_settings.equilibrium_steps = cycles.eq_steps
+    settings.integrator_settings.nonequilibrium_steps = cycles.neq_steps
+    settings.work_save_frequency = cycles.work_freq
+    settings.traj_save_frequency = cycles.eq_steps  # a multiple of the work frequency (checked)
     settings.solvation_settings.box_shape = "cube"
     settings.solvation_settings.solvent_padding = SOLVENT_PADDING_NM * unit.nanometer
     settings.forcefield_settings.nonbonded_method = "PME"
@@ -82,28 +100,28 @@ def cut_down(settings: gufe.settings.Settings) -> gufe.settings.Settings:
     return settings
 
 
-def feflow_protocol() -> gufe.Protocol:
+def feflow_protocol(cycles: Cycles) -> gufe.Protocol:
     from feflow.protocols import NonEquilibriumCyclingProtocol
 
-    settings = cut_down(NonEquilibriumCyclingProtocol.default_settings())
+    settings = cut_down(NonEquilibriumCyclingProtocol.default_settings(), cycles)
     return NonEquilibriumCyclingProtocol(settings)
 
 
-def fah_protocol() -> gufe.Protocol:
+def fah_protocol(cycles: Cycles) -> gufe.Protocol:
     """alchemiscale-fah's protocol: ``fah_settings`` is the core.xml of each cycle's WU."""
     from alchemiscale_fah.protocols.feflow import FahNonEquilibriumCyclingProtocol
 
-    settings = cut_down(FahNonEquilibriumCyclingProtocol.default_settings())
+    settings = cut_down(FahNonEquilibriumCyclingProtocol.default_settings(), cycles)
     core = settings.fah_settings
-    core.numSteps = 2 * EQ_STEPS + 2 * NEQ_STEPS  # one cycle per WU (the protocol checks it)
-    core.globalVarFreq = WORK_FREQ  # divides both legs, so each leg's ends are rows
+    core.numSteps = 2 * cycles.eq_steps + 2 * cycles.neq_steps  # one cycle per WU (checked)
+    core.globalVarFreq = cycles.work_freq  # divides both legs, so each leg's ends are rows
     core.xtcFreq = core.numSteps  # one frame per WU: the example does not look at trajectories
     core.precision = "mixed"
     core.minimize = 1  # required by the protocol: its setup leaves minimization to the core
     return FahNonEquilibriumCyclingProtocol(settings)
 
 
-def transformations() -> dict[str, gufe.Transformation]:
+def transformations(cycles: Cycles = Cycles()) -> dict[str, gufe.Transformation]:
     """File name → the example's Transformation with that protocol."""
     import gufe
 
@@ -113,8 +131,8 @@ def transformations() -> dict[str, gufe.Transformation]:
             state_a, state_b, protocol, mapping=mapping, name=f"benzene_to_toluene_{tag}"
         )
         for name, tag, protocol in (
-            (FEFLOW_JSON, "feflow", feflow_protocol()),
-            (FAH_JSON, "fah", fah_protocol()),
+            (FEFLOW_JSON, "feflow", feflow_protocol(cycles)),
+            (FAH_JSON, "fah", fah_protocol(cycles)),
         )
     }
 

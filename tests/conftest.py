@@ -286,3 +286,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if message is not None:
         terminalreporter.section("gufe stack required", sep="=", red=True, bold=True)
         terminalreporter.write_line(message, red=True)
+
+
+@pytest.fixture
+def make_campaign(
+    tmp_path: Path, make_sim: Callable[..., Simulator], make_identity: Callable[..., Identity]
+) -> Callable:
+    """``make_campaign(sim_config=None, volunteers=2, cert_days=30, **config_overrides)``: a
+    campaign directory and its simulator, for end-to-end tests (tests/campaign.py)."""
+    from campaign import campaign_factory
+
+    return campaign_factory(tmp_path, make_sim, make_identity)

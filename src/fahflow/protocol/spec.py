@@ -322,12 +322,13 @@ def load_spec(path: str | Path) -> TransformationSpec:
 
 
 def example_path(name: str) -> Path:
-    """Path of a bundled example spec (``harmonic``, ``water``), shipped as package data."""
+    """Path of a bundled example, shipped as package data: a fahflow spec (``harmonic``,
+    ``water``: YAML) or a gufe Transformation (``benzene_toluene_feflow``: JSON)."""
     from importlib import resources
 
     base = Path(str(resources.files("fahflow") / "examples"))
-    candidate = base / f"{name}.yaml"
-    if not candidate.is_file():
-        known = sorted(p.stem for p in base.glob("*.yaml"))
-        raise ConfigError(f"no bundled example {name!r}; known: {', '.join(known)}")
-    return candidate
+    for suffix in (".yaml", ".json"):
+        if (base / f"{name}{suffix}").is_file():
+            return base / f"{name}{suffix}"
+    known = sorted(p.stem for p in (*base.glob("*.yaml"), *base.glob("*.json")))
+    raise ConfigError(f"no bundled example {name!r}; known: {', '.join(known)}")

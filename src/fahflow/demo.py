@@ -10,6 +10,7 @@ a job on the simulated WS to change state instead of sleeping a fixed time.
 from __future__ import annotations
 
 import logging
+import math
 import subprocess
 import time
 from collections.abc import Sequence
@@ -121,21 +122,54 @@ def run_demo(
 def _compare_with_references(rows: list[dict]) -> None:
     """What the bundled examples should give, next to what this run gave."""
     for row in rows:
-        if "Delta_f_kT" not in row:
-            continue
-        name, dg, sigma = row["transformation"], row["Delta_f_kT"], row["sigma_kT"]
-        if name == "harmonic":
-            exact = load_spec(example_path("harmonic")).exact_delta_f_kT()
-            console.print(
-                f"harmonic: ΔF = {dg:.2f} ± {sigma:.2f} kT; exact {exact:.3f} kT "
-                f"({abs(dg - exact) / sigma:.1f} σ away)"
-            )
-        elif name == "water":
-            hyd, hyd_sigma = -row["Delta_f_kcal_per_mol"], row["sigma_kcal_per_mol"]
-            console.print(
-                f"water: the estimate is ΔG(decouple), so ΔG_hyd = {hyd:.2f} ± {hyd_sigma:.2f} "
-                f"kcal/mol; TIP3P reference about -6.3 kcal/mol"
-            )
+        line = _reference_line(row)
+        if line is not None:
+            console.print(line)
+
+
+def _reference_line(row: dict) -> str | None:
+    """One line comparing a Transformation's estimate with what is known of its answer.
+
+    A gufe Transformation has no exact answer, but its protocol has its own estimator: the
+    protocol's gathered estimate beside fahflow's BAR on the same works shows that the two
+    sides read the WUs alike.
+    """
+    if "protocol_Delta_f_kcal_per_mol" in row:
+        return _protocol_line(row)
+    if "Delta_f_kT" not in row:
+        return None
+    name, dg, sigma = row["transformation"], row["Delta_f_kT"], row["sigma_kT"]
+    if name == "harmonic":
+        exact = load_spec(example_path("harmonic")).exact_delta_f_kT()
+        return (
+            f"harmonic: ΔF = {dg:.2f} ± {sigma:.2f} kT; exact {exact:.3f} kT "
+            f"({abs(dg - exact) / sigma:.1f} σ away)"
+        )
+    if name == "water":
+        hyd, hyd_sigma = -row["Delta_f_kcal_per_mol"], row["sigma_kcal_per_mol"]
+        return (
+            f"water: the estimate is ΔG(decouple), so ΔG_hyd = {hyd:.2f} ± {hyd_sigma:.2f} "
+            f"kcal/mol; TIP3P reference about -6.3 kcal/mol"
+        )
+    return None
+
+
+def _protocol_line(row: dict) -> str:
+    """``name: protocol (Class) ΔG = …; fahflow's BAR ΔG = … (n combined σ apart)``."""
+    theirs, their_sigma = row["protocol_Delta_f_kcal_per_mol"], row["protocol_sigma_kcal_per_mol"]
+    protocol = str(row.get("protocol", "the protocol")).rsplit(".", 1)[-1]
+    line = (
+        f"{row['transformation']}: {protocol}'s gathered ΔG = {theirs:.2f} ± {their_sigma:.2f} "
+        "kcal/mol"
+    )
+    if "Delta_f_kcal_per_mol" not in row:
+        return f"{line}; fahflow's BAR: {row.get('error', 'no estimate')}"
+    ours, our_sigma = row["Delta_f_kcal_per_mol"], row["sigma_kcal_per_mol"]
+    line += f"; fahflow's BAR ΔG = {ours:.2f} ± {our_sigma:.2f} kcal/mol"
+    combined = math.hypot(their_sigma, our_sigma)
+    if combined > 0:
+        line += f" ({abs(theirs - ours) / combined:.1f} combined σ apart)"
+    return line
 
 
 def _await_change(sim: Simulator, config: FahflowConfig, timeout_s: float = 600) -> None:

@@ -116,3 +116,41 @@ def test_an_unsupported_protocol_is_refused_at_submit(make_campaign, tmp_path: P
     assert result.returncode == 1
     assert "RelativeHybridTopologyProtocol" in result.stderr and "Traceback" not in result.stderr
     assert campaign.queue_rows() == []
+
+
+def test_a_failing_setup_fails_its_tasks_with_the_traceback_in_their_pdr(
+    make_campaign, tmp_path: Path
+) -> None:
+    """DESIGN's box trap: 0.2 nm of padding leaves a box under twice the 0.9 nm cutoff, so the
+    setup unit fails in serialize. Each Task then fails (not the batch) and is pushed with the
+    reason, and its own ProtocolDAGResult holds the unit's failure and traceback."""
+    import gufe
+    from feflow.protocols import NonEquilibriumCyclingProtocol
+    from openff.units import unit
+
+    from fahflow.kinds.gufe_example import Cycles, cut_down, end_states
+
+    settings = cut_down(NonEquilibriumCyclingProtocol.default_settings(), Cycles(**SMALL))
+    settings.solvation_settings.solvent_padding = 0.2 * unit.nanometer
+    protocol = NonEquilibriumCyclingProtocol(settings)
+    state_a, state_b, mapping = end_states()
+    path = tmp_path / "tight_box.json"
+    gufe.Transformation(state_a, state_b, protocol, mapping=mapping, name="tight").to_json(path)
+    campaign = make_campaign()
+    campaign.submit(2, spec=path)
+    assert campaign.batch().returncode == 0  # serialize records the failure; stage fails Tasks
+    assert campaign.batch().returncode == 0  # the next batch pushes them
+    rows = campaign.queue_rows()
+    assert [(r["status"], r["pushes"]) for r in rows] == [("error", 1), ("error", 1)]
+    for row in rows:
+        assert "setup failed" in row["error"] and "cutoff distance" in row["error"]
+    assert campaign.ws_jobs() == set()  # nothing was staged or created
+    with campaign.ledger() as ledger:
+        task_ids = [t.task_id for t in ledger.tasks()]
+    for task_id in task_ids:
+        pdr = gufe.ProtocolDAGResult.from_json(
+            file=campaign.wd / "results" / "tasks" / task_id / "protocol_dag_result.json"
+        )
+        assert not pdr.ok()
+        (failure,) = pdr.protocol_unit_failures
+        assert "cutoff distance" in str(failure.exception) and failure.traceback

@@ -1,4 +1,5 @@
-"""The demo's final comparison: each bundled example's estimate next to what is known of it.
+"""The demo's own logic: what it submits, and its final comparison of each bundled example's
+estimate with what is known of it.
 
 The demo itself runs end to end in tests/test_snakemake_side.py (slow); these pin the lines it
 prints from the rows of ``fahflow.campaign.transformation_results``.
@@ -7,11 +8,17 @@ prints from the rows of ``fahflow.campaign.transformation_results``.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
+import yaml
 from rich.console import Console
 
 from fahflow import demo
+from fahflow.campaign import task_rows
+from fahflow.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
 
 GUFE_ROW = {
     "transformation": "benzene_to_toluene_feflow",
@@ -64,3 +71,29 @@ def test_spec_examples_keep_their_references(printed: io.StringIO) -> None:
     assert len(lines) == 2
     assert lines[0].startswith("harmonic: ΔF = 8.30 ± 0.10 kT; exact 8.318 kT (0.2 σ away)")
     assert lines[1].startswith("water: the estimate is ΔG(decouple), so ΔG_hyd = -6.30 ± 0.30")
+
+
+def _config(tmp_path: Path) -> Path:
+    """config/config.yaml with its queue, ledger and results in ``tmp_path``."""
+    data = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    data["tasks"]["local"]["path"] = str(tmp_path / "queue.sqlite")
+    data["ledger"]["path"] = str(tmp_path / "ledger.sqlite")
+    data["batch"]["results_dir"] = str(tmp_path / "results")
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_examples_go_to_an_empty_queue_only(tmp_path: Path, printed: io.StringIO) -> None:
+    """A second demo carries on with the first one's campaign, and says so rather than
+    seeming to run the example it was asked for."""
+    path = _config(tmp_path)
+    config = load_config(path)
+    demo._submit_examples(path, config, ["harmonic"])
+    assert [r["transformation"] for r in task_rows(config)] == ["harmonic"] * 4
+    assert "submitted 4 Task(s) of the harmonic example" in printed.getvalue()
+    demo._submit_examples(path, config, ["water"])
+    assert len(task_rows(config)) == 4
+    said = " ".join(printed.getvalue().split())
+    assert f"the queue {tmp_path / 'queue.sqlite'} already holds 4 Task(s)" in said
+    assert "not submitting water" in said

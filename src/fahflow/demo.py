@@ -93,10 +93,7 @@ def run_demo(
         console.print(
             f"simulated work server at {sim.url} with {len(sim.volunteer_pids)} volunteers"
         )
-        if not task_rows(config):
-            for name in examples:
-                keys = submit_spec(config_path, example_path(name), None)
-                console.print(f"submitted {len(keys)} Task(s) of the {name} example")
+        _submit_examples(config_path, config, examples)
         status = 0
         # --configfile: the batches read the demo's config, not the profile's config/config.yaml.
         batch = ["snakemake", "--profile", profile, "--configfile", str(config_path)]
@@ -117,6 +114,25 @@ def run_demo(
         _compare_with_references(rows)
         console.print(f"report: {config.batch.results_dir / 'report'}/<transformation>/index.html")
     return status
+
+
+def _submit_examples(config_path: Path, config: FahflowConfig, examples: Sequence[str]) -> None:
+    """Submit the examples to an empty queue; a queue with Tasks is the campaign carried on.
+
+    Says so when it does not submit, since ``--example NAME`` after an earlier demo would
+    otherwise seem to run NAME while it only finishes the earlier campaign.
+    """
+    held = task_rows(config)
+    if held:
+        console.print(
+            f"the queue {config.tasks.local.path} already holds {len(held)} Task(s): carrying "
+            f"on with them, not submitting {', '.join(examples)} (delete run/ and results/, "
+            "or the config's ledger, queue and results_dir, to start afresh)"
+        )
+        return
+    for name in examples:
+        keys = submit_spec(config_path, example_path(name), None)
+        console.print(f"submitted {len(keys)} Task(s) of the {name} example")
 
 
 def _compare_with_references(rows: list[dict]) -> None:

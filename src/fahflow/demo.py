@@ -2,9 +2,10 @@
 Snakemake batches until every Task is done (``scripts/demo``).
 
 It does what an operator would do by hand (README): start ``fahflow sim serve``, get an operator
-certificate from its CA, ``fahflow submit`` the bundled examples, run ``snakemake --profile fah``
-until nothing is left in flight, then ``fahflow results --report``. Between batches it waits for
-a job on the simulated WS to change state instead of sleeping a fixed time.
+certificate from its CA, ``fahflow submit`` the bundled examples (``--example NAME``: a gufe
+Transformation too), run ``snakemake --profile fah`` until nothing is left in flight, then
+``fahflow results --report``. Between batches it waits for a job on the simulated WS to change
+state instead of sleeping a fixed time.
 """
 
 from __future__ import annotations

@@ -183,6 +183,17 @@ def test_unsupported_protocol_is_refused_by_name(ligands: Any) -> None:
     )
 
 
+def test_a_fah_protocol_writing_another_globals_file_is_refused(ligands: Any) -> None:
+    """collect copies globals.csv: a WU writing its works elsewhere would never be read."""
+    t = transformation(ligands, "fah")
+    settings = t.protocol.settings.unfrozen_copy()
+    settings.fah_settings.globalVarFilename = "works.csv"
+    protocol = type(t.protocol)(settings)
+    other = gufe.Transformation(t.stateA, t.stateB, protocol, mapping=t.mapping, name="other")
+    with pytest.raises(TaskRefused, match="globalVarFilename is 'works.csv'"):
+        GufeKind().claim(other.to_json(), "queue row 8")
+
+
 @pytest.mark.parametrize(
     ("payload", "expected"),
     [

@@ -70,3 +70,9 @@ def test_settings_are_validated() -> None:
         CoreSettings(xtcAtoms="solute")
     with pytest.raises(ValidationError, match="numSteps"):
         CoreSettings(numSteps=10)  # derived from the protocol, never set by hand
+
+
+def test_only_globals_csv_is_accepted_as_the_globals_file() -> None:
+    """collect copies globals.csv and the analysis reads it: another name would never be read."""
+    with pytest.raises(ValidationError, match="globalVarFilename"):
+        CoreSettings(globalVarFilename="works.csv")

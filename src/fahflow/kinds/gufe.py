@@ -134,6 +134,13 @@ def _check_sampling(protocol: Any, where: str) -> None:
             f"{where}: {name}={freq} must divide equilibrium_steps={eq} and "
             f"nonequilibrium_steps={neq}: otherwise no globals.csv row falls on a leg boundary"
         )
+    if isinstance(protocol, FahNonEquilibriumCyclingProtocol):
+        filename = protocol.settings.fah_settings.globalVarFilename
+        if filename != "globals.csv":
+            raise TaskRefused(
+                f"{where}: fah_settings.globalVarFilename is {filename!r}: fahflow collects "
+                "globals.csv, so the works of such a WU would never be read"
+            )
 
 
 def core_xml(protocol: Any, gufe_settings: Any) -> tuple[str, int]:

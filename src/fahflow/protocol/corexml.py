@@ -36,8 +36,10 @@ class CoreSettings(BaseModel):
     global_var_freq: int = Field(
         1000, alias="globalVarFreq", gt=0, description="steps between globals.csv rows"
     )
-    global_var_filename: str = Field(
-        "globals.csv", alias="globalVarFilename", pattern=r"^[A-Za-z0-9_.-]+$"
+    global_var_filename: Literal["globals.csv"] = Field(
+        "globals.csv",
+        alias="globalVarFilename",
+        description="fahflow collects and analyzes globals.csv: no other name is accepted",
     )
     max_retries_from_last_checkpoint: int = Field(2, alias="maxRetriesFromLastCheckpoint", ge=0)
     precision: Literal["single", "mixed", "double"] = "mixed"

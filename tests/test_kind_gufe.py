@@ -190,7 +190,7 @@ def test_a_fah_protocol_writing_another_globals_file_is_refused(ligands: Any) ->
     settings.fah_settings.globalVarFilename = "works.csv"
     protocol = type(t.protocol)(settings)
     other = gufe.Transformation(t.stateA, t.stateB, protocol, mapping=t.mapping, name="other")
-    with pytest.raises(TaskRefused, match="globalVarFilename is 'works.csv'"):
+    with pytest.raises(TaskRefused, match=r"globalVarFilename is 'works\.csv'"):
         GufeKind().claim(other.to_json(), "queue row 8")
 
 

@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 import pytest
 from pydantic import ValidationError
 
+from fahflow.corexml import CoreSettings, check_schedule, num_steps, render_core_xml
 from fahflow.errors import ConfigError
-from fahflow.protocol.corexml import CoreSettings, check_schedule, num_steps, render_core_xml
 
 
 def _parse(text: str) -> dict[str, str]:

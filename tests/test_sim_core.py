@@ -109,7 +109,7 @@ def test_missing_wu_file_and_platform(tiny_wu: Path, tmp_path: Path) -> None:
 
 def test_reads_what_the_protocol_writes(tmp_path: Path) -> None:
     """The WU writer (fahflow.protocol) and the core emulation agree on core.xml."""
-    from fahflow.protocol.corexml import CoreSettings, render_core_xml
+    from fahflow.corexml import CoreSettings, render_core_xml
 
     written = CoreSettings(globalVarFreq=250, checkpointFreq=-10, precision="double", minimize=True)
     (tmp_path / "core.xml").write_text(

@@ -21,9 +21,9 @@ from pydantic import (
     model_validator,
 )
 
+from fahflow.corexml import CoreSettings
 from fahflow.errors import ConfigError
 from fahflow.nonbonded import NONBONDED_METHODS, canonical_method
-from fahflow.protocol.corexml import CoreSettings
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -36,9 +36,9 @@ from gufe.tokenization import JSON_HANDLER
 from pydantic import ValidationError
 
 from fahflow import atomic
+from fahflow.corexml import CoreSettings, check_schedule, num_steps, render_core_xml
 from fahflow.errors import ConfigError
 from fahflow.kinds.base import WU_FILES, Claimed, Manifest, ProtocolOutcome, TaskRefused
-from fahflow.protocol.corexml import CoreSettings, check_schedule, num_steps, render_core_xml
 
 logger = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ import openmm
 from openmm import app, unit
 
 from fahflow import atomic
+from fahflow.corexml import render_core_xml
 from fahflow.errors import ConfigError
-from fahflow.protocol.corexml import render_core_xml
 from fahflow.protocol.spec import (
     HARMONIC_PARAMETER,
     AlchemicalRegionSpec,

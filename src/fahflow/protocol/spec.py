@@ -21,8 +21,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fahflow.corexml import CoreSettings, check_schedule, num_steps
 from fahflow.errors import ConfigError
-from fahflow.protocol.corexml import CoreSettings, check_schedule, num_steps
 
 #: The context parameter the harmonic source's spring constant follows.
 HARMONIC_PARAMETER = "lambda_harmonic"

@@ -33,7 +33,7 @@ class FaultyWorkUnit(FahflowError):
 @dataclass(frozen=True)
 class CoreXml:
     """``core.xml`` as the core reads it: the fields the emulation uses, the real core's defaults
-    (DESIGN §1), unknown elements ignored. Not :class:`fahflow.protocol.corexml.CoreSettings`,
+    (DESIGN §1), unknown elements ignored. Not :class:`fahflow.corexml.CoreSettings`,
     which is what *we* allow a spec to write; a test checks that the two agree."""
 
     numSteps: int

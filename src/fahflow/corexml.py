@@ -6,6 +6,9 @@ to a volunteer's core: ``numSteps`` must cover exactly the cycles the integrator
 last cycle is cut or the core idles past it), and ``globalVarFreq`` must divide the eq and neq leg
 lengths (otherwise no globals.csv row falls on a leg boundary and the work values cannot be read).
 Booleans are written as 0/1 because that is what the core parses.
+
+It sits below both the protocol layer and the config (which types the ``core:`` blocks of a spec
+and of ``gufe:`` with it), and imports nothing heavier than pydantic.
 """
 
 from __future__ import annotations

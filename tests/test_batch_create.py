@@ -82,3 +82,18 @@ def test_a_lost_create_answer_keeps_the_intent_and_the_next_batch_checks(ctx, tm
     assert record["jobs"] == {first.prcg: "found on the WS", second.prcg: "already created"}
     assert [w.state for w in ctx.ledger.wus("t")] == ["created", "created"]
     assert ctx.ledger.task("t").state == "created"
+
+
+def test_a_create_rerun_after_its_task_moved_on_only_writes_the_record(ctx, tmp_path):
+    """Killed after confirming, before writing created.json: by the next batch the Task may have
+    finished. The rerun (Snakemake wants created.json for collect) calls nothing, moves nothing."""
+    ws = ctx.ws
+    _staged_task(ctx, n_wus=1)
+    create(ctx, "t", tmp_path / "first.json")
+    (wu,) = ctx.ledger.wus("t")
+    ctx.ledger.advance_wu(wu, "finished")
+    ctx.ledger.advance_task("t", TaskState.FINISHED)
+    ws.calls.clear()
+    record = create(ctx, "t", tmp_path / "created.json")
+    assert ws.calls == [] and record["jobs"] == {wu.prcg: "already created"}
+    assert ctx.ledger.task("t").state == "finished"

@@ -29,8 +29,13 @@ logger = logging.getLogger(__name__)
 def create(ctx: BatchContext, task_id: str, out: Path) -> dict[str, Any]:
     """Create the jobs of ``task_id`` (resuming interrupted creates) and write ``out``."""
     task = ctx.ledger.task(task_id)
-    if task.state == TaskState.FAILED:  # e.g. no PROJECT fits it (stage): nothing goes to the WS
-        record = {"task_id": task_id, "jobs": {}, "failed": task.reason}
+    if task.state != TaskState.STAGED:
+        # Failed at stage (nothing went to the WS), or created by a run killed before it wrote
+        # this record (the Task may have finished since): nothing to create, only the record.
+        jobs = {w.prcg: "already created" for w in ctx.ledger.wus(task_id)}
+        record: dict[str, Any] = {"task_id": task_id, "jobs": jobs}
+        if task.state == TaskState.FAILED:
+            record["failed"] = task.reason
         write_json(out, record)
         return record
     outcomes: dict[str, str] = {}

@@ -29,22 +29,11 @@ def config_with(tmp_path: Path, **analysis: Any) -> Path:
 
 
 class FakeLedger:
-    """A spec Task "T1" of Transformation "tf" (its kind adds nothing to the analysis)."""
-
     def __init__(self) -> None:
         self.states: list[tuple[str, str]] = []
 
     def advance_task(self, task_id: str, state: str, **_: Any) -> None:
         self.states.append((task_id, state))
-
-    def task(self, task_id: str) -> SimpleNamespace:
-        return SimpleNamespace(task_id=task_id, transformation_id="tf")
-
-    def transformation(self, transformation_id: str) -> SimpleNamespace:
-        return SimpleNamespace(kind="spec", payload="")
-
-    def task_dag(self, task_id: str) -> None:
-        return None
 
     def wus(self, task_id: str) -> list:
         return []
@@ -67,10 +56,8 @@ def test_batch_analyze_uses_the_configured_bound(
     wu.parent.mkdir(parents=True)
     wu.write_text(globals_csv_text([(500.0, -490.0)]))  # believable at 1e4 kT, not at 100
     ledger = FakeLedger()
-    ctx = SimpleNamespace(
-        config=config, ledger=ledger, task_dir=lambda t: tmp_path / "tasks" / t,
-        transformation_dir=lambda t: tmp_path / "transformations" / t,
-    )  # fmt: skip
+    # A spec Task: its kind adds nothing to fahflow's own analysis.
+    ctx = SimpleNamespace(config=config, ledger=ledger, protocol_outcome=lambda *_: None)
     with caplog.at_level(logging.WARNING, logger="fahflow.batch.analyze"):
         outcome = analyze(ctx, "T1", task_dir / "collected.json", task_dir / "analyzed.json")
     assert ledger.states == [("T1", state)]

@@ -123,12 +123,11 @@ def transformation_results(config: FahflowConfig, *, report_dir: Path | None = N
     queue = _queue(config)
     try:
         by_tf: dict[str, list[Outcome]] = defaultdict(list)
-        names, kinds, counts = {}, {}, Counter()
-        payloads = {r["transformation_id"]: r["payload"] for r in queue.transformations()}
+        names, counts = {}, Counter()
+        transformations = {r["transformation_id"]: r for r in queue.transformations()}
         for row in queue.rows():
             names[row["transformation_id"]] = row["name"]
             counts[row["transformation_id"], row["status"]] += 1
-            kinds[row["transformation_id"]] = row["kind"]
             if row["status"] == "complete":
                 by_tf[row["transformation_id"]].append(queue.outcome(row))
     finally:
@@ -167,7 +166,8 @@ def transformation_results(config: FahflowConfig, *, report_dir: Path | None = N
                     temperature_K=fe.temperature_K,
                     warnings=fe.diagnostics.warnings,
                 )
-        entry.update(_protocol_estimate(kinds[tf], results, payloads[tf]))
+        row = transformations[tf]
+        entry.update(_protocol_estimate(row["kind"], results, row["payload"]))
         if report_dir is not None and results:
             entry["report"] = str(_write_report(config, tf, report_dir))
         out.append(entry)

@@ -14,8 +14,7 @@ from fahflow import atomic
 from fahflow.batch.context import BatchContext, write_json
 from fahflow.errors import AnalysisError
 from fahflow.failpoints import failpoint
-from fahflow.kinds import kind_for
-from fahflow.outcome import ExcludedWorkUnit, Outcome, PairedWork, ProtocolOutcome
+from fahflow.outcome import ExcludedWorkUnit, Outcome, PairedWork
 from fahflow.states import TaskState
 from fahflow.ws import layout
 
@@ -27,7 +26,9 @@ def analyze(ctx: BatchContext, task_id: str, collected: Path, out: Path) -> dict
     from fahflow.analysis.report import analyze_paths
 
     settings = ctx.config.analysis
-    protocol = _protocol_outcome(ctx, task_id, collected.parent / "globals")
+    protocol = ctx.protocol_outcome(
+        task_id, _globals_by_wu(ctx, task_id, collected.parent / "globals")
+    )
     try:
         result = analyze_paths(
             [collected.parent / "globals"],
@@ -60,26 +61,14 @@ def analyze(ctx: BatchContext, task_id: str, collected: Path, out: Path) -> dict
     return record_data
 
 
-def _protocol_outcome(ctx: BatchContext, task_id: str, collected: Path) -> ProtocolOutcome | None:
-    """What the Task's kind makes of the collected works (gufe: the ProtocolDAGResult), given
-    each WU's globals.csv by its index in the Task (= its simulation unit in the DAG)."""
-    task = ctx.ledger.task(task_id)
-    row = ctx.ledger.transformation(task.transformation_id)
-    globals_by_wu = {}
+def _globals_by_wu(ctx: BatchContext, task_id: str, collected: Path) -> dict[int, Path]:
+    """Each WU's collected globals.csv by its index in the Task (= its cycle unit in a DAG)."""
+    found = {}
     for wu in ctx.ledger.wus(task_id):
-        found = sorted(
-            (collected / layout.clone_dir(wu.project, wu.run, wu.clone)).glob("results*"),
-            key=layout.gen_of,
-        )
-        if found and (found[-1] / "globals.csv").is_file():
-            globals_by_wu[wu.idx] = found[-1] / "globals.csv"
-    return kind_for(row.kind).finish(
-        payload=row.payload,
-        dag=ctx.ledger.task_dag(task_id),
-        transformation_dir=ctx.transformation_dir(task.transformation_id),
-        task_dir=ctx.task_dir(task_id),
-        globals_by_wu=globals_by_wu,
-    )
+        folder = layout.collected_results(collected, wu.project, wu.run, wu.clone)
+        if folder is not None and (folder / "globals.csv").is_file():
+            found[wu.idx] = folder / "globals.csv"
+    return found
 
 
 def task_outcome(task_id: str, result: Any, record: Path) -> Outcome:

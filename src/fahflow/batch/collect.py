@@ -24,7 +24,8 @@ def collect(ctx: BatchContext, task_id: str, out: Path) -> dict[str, Any]:
     dest_root = out.parent / "globals"
     copied = []
     for wu in ctx.ledger.wus(task_id):
-        folder = _collected(dest_root, wu.project, wu.run, wu.clone)
+        # A results{g} folder an earlier (maybe killed) collect of this WU started, if any.
+        folder = layout.collected_results(dest_root, wu.project, wu.run, wu.clone)
         if folder is None:
             # The GEN that was run, from the results present (never the job's ``gen``).
             gen = ctx.staging.result_gen(wu.project, wu.run, wu.clone)
@@ -38,9 +39,3 @@ def collect(ctx: BatchContext, task_id: str, out: Path) -> dict[str, Any]:
     record = {"task_id": task_id, "files": copied}
     write_json(out, record)
     return record
-
-
-def _collected(dest_root: Path, project: int, run: int, clone: int) -> Path | None:
-    """The results{g} folder an earlier (maybe killed) collect of this WU started, if any."""
-    started = list((dest_root / layout.clone_dir(project, run, clone)).glob("results*"))
-    return max(started, key=layout.gen_of) if started else None

@@ -15,6 +15,7 @@ from typing import Any
 from fahflow import atomic
 from fahflow.config import FahflowConfig, load_config
 from fahflow.ledger import Ledger
+from fahflow.outcome import ProtocolOutcome
 from fahflow.tasks import TaskSource, open_source
 from fahflow.ws.client import WorkServerClient
 from fahflow.ws.staging import Staging, open_staging
@@ -84,6 +85,24 @@ class BatchContext:
 
     def task_dir(self, task_id: str) -> Path:
         return self.results_dir / "tasks" / task_id
+
+    def protocol_outcome(
+        self, task_id: str, globals_by_wu: dict[int, Path]
+    ) -> ProtocolOutcome | None:
+        """What the Task's kind makes of its collected works (``TaskKind.finish``; gufe: the
+        stored ProtocolDAGResult): analyze gives it every WU's globals.csv, stage none (the
+        Transformation's setup failed)."""
+        from fahflow.kinds import kind_for
+
+        task = self.ledger.task(task_id)
+        row = self.ledger.transformation(task.transformation_id)
+        return kind_for(row.kind).finish(
+            payload=row.payload,
+            dag=self.ledger.task_dag(task_id),
+            transformation_dir=self.transformation_dir(task.transformation_id),
+            task_dir=self.task_dir(task_id),
+            globals_by_wu=globals_by_wu,
+        )
 
     def protocol_record(self, task_id: str) -> Path:
         """What a Task's kind recorded when the Task failed before analyze (a failed setup)."""

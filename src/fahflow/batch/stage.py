@@ -17,7 +17,6 @@ from fahflow.batch.context import BatchContext, write_json
 from fahflow.batch.seeds import seed_for
 from fahflow.errors import ConfigError, NotFound
 from fahflow.failpoints import failpoint
-from fahflow.kinds import kind_for
 from fahflow.ledger import WorkUnitRow
 from fahflow.protocol.clones import PER_CLONE_FILES, write_clone_files
 from fahflow.protocol.projects import ProjectSlot, select_project
@@ -35,7 +34,7 @@ def stage(ctx: BatchContext, task_id: str, manifest_path: Path, out: Path) -> di
     if manifest.get("setup_failure"):
         # The Transformation's setup failed in serialize: its kind records the failure for this
         # Task (gufe: a ProtocolDAGResult with the unit's traceback) and the Task fails with it.
-        protocol = _kind_finish(ctx, task_id, wu_dir)
+        protocol = ctx.protocol_outcome(task_id, {})
         where = ""
         if protocol is not None:  # push sends it with the failure (batch.push)
             write_json(ctx.protocol_record(task_id), protocol.model_dump(mode="json"))
@@ -82,18 +81,6 @@ def _fail(ctx: BatchContext, task_id: str, out: Path, reason: str) -> dict[str, 
     record = {"task_id": task_id, "failed": reason}
     write_json(out, record)
     return record
-
-
-def _kind_finish(ctx: BatchContext, task_id: str, transformation_dir: Path) -> Any:
-    task = ctx.ledger.task(task_id)
-    row = ctx.ledger.transformation(task.transformation_id)
-    return kind_for(row.kind).finish(
-        payload=row.payload,
-        dag=ctx.ledger.task_dag(task_id),
-        transformation_dir=transformation_dir,
-        task_dir=ctx.task_dir(task_id),
-        globals_by_wu={},
-    )
 
 
 def _choose_project(ctx: BatchContext, manifest: dict[str, Any]) -> int:

@@ -167,8 +167,7 @@ class LocalQueue:
     def rows(self) -> list[sqlite3.Row]:
         """Every Task with its Transformation's name, oldest first."""
         return self._conn.execute(
-            "SELECT t.*, f.name, f.kind FROM tasks t JOIN transformations f "
-            "USING (transformation_id) "
+            "SELECT t.*, f.name FROM tasks t JOIN transformations f USING (transformation_id) "
             "ORDER BY t.submitted_at, t.key"
         ).fetchall()
 

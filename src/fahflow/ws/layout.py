@@ -81,6 +81,12 @@ def gen_of(results_folder: Path | PurePosixPath) -> int:
     return int(results_folder.name.removeprefix("results"))
 
 
+def collected_results(root: Path, project: int, run: int, clone: int) -> Path | None:
+    """The highest ``results{g}`` folder of a job collected under ``root``, if any."""
+    found = list((root / clone_dir(project, run, clone)).glob("results*"))
+    return max(found, key=gen_of) if found else None
+
+
 def highest_gen(has_results: Callable[[int], bool]) -> int:
     """The highest g such that GENs 1..g all have results (a WS that counts GENs from 1 or
     ran more than one), else 0. One probe for a one-GEN job numbered from 0."""

@@ -84,7 +84,8 @@ def _in_flight(wd: Path, sim, cert: Path, key: Path, n: int) -> None:
     stamp = now()
     with sqlite3.connect(wd / "run" / "ledger.sqlite") as db:
         tf = "bench-0000000000"
-        db.execute("INSERT INTO transformations VALUES (?, 'bench', 'name: bench', ?, 0, ?)",
+        db.execute("INSERT INTO transformations (transformation_id, name, payload, project, run, "
+                   "created_at) VALUES (?, 'bench', 'name: bench', ?, 0, ?)",
                    (tf, PROJECT, stamp))  # fmt: skip
         db.execute("INSERT INTO projects VALUES (?, 1, 1, NULL)", (PROJECT,))
         db.execute("INSERT INTO runs VALUES (?, 0, ?, ?)", (PROJECT, tf, n))
@@ -94,9 +95,9 @@ def _in_flight(wd: Path, sim, cert: Path, key: Path, n: int) -> None:
             [(k, k, tf, stamp, stamp) for k in keys],
         )
         db.executemany(
-            "INSERT INTO wus (project, run, clone, task_id, idx, state, updated_at) "
-            "VALUES (?, 0, ?, ?, 0, 'created', ?)",
-            [(PROJECT, i, k, stamp) for i, k in enumerate(keys)],
+            "INSERT INTO wus (project, run, clone, task_id, idx, state, updated_at, seen_at) "
+            "VALUES (?, 0, ?, ?, 0, 'created', ?, ?)",  # as create confirms them: just seen
+            [(PROJECT, i, k, stamp, stamp) for i, k in enumerate(keys)],
         )
 
 

@@ -67,7 +67,10 @@ def submit_spec(config_path: Path, spec_path: Path, n_tasks: int | None) -> list
 
 
 def task_rows(config: FahflowConfig) -> list[dict[str, Any]]:
-    """Every Task of the queue with its step: waiting, a ledger state, done or failed."""
+    """Every Task of the queue with its step: waiting, a ledger state, done or failed. For
+    another source, the Tasks this service claimed (the source holds the rest)."""
+    if config.tasks.source != "local":
+        return _ledger_rows(config)
     queue = _queue(config)
     ledger = Ledger(config.ledger.path) if config.ledger.path.exists() else None
     try:
@@ -98,6 +101,65 @@ def task_rows(config: FahflowConfig) -> list[dict[str, Any]]:
         queue.close()
         if ledger:
             ledger.close()
+
+
+def _ledger_rows(config: FahflowConfig) -> list[dict[str, Any]]:
+    if not config.ledger.path.exists():
+        return []
+    with Ledger(config.ledger.path) as ledger:
+        progress = ledger.wu_progress()
+        rows = []
+        for task in ledger.tasks():
+            done, total = progress.get(task.task_id, (0, 0))
+            step = str(task.state)
+            if task.pushed_at is not None:
+                step = "failed" if task.state == TaskState.FAILED else "done"
+            rows.append(
+                {
+                    "task": task.source_key,
+                    "transformation": ledger.transformation(task.transformation_id).name,
+                    "step": step,
+                    "wus": f"{done}/{total}" if total else "",
+                    "restarts": task.restarts,
+                    "Delta_f_kT": None,
+                    "sigma_kT": None,
+                    "reason": task.reason or "",
+                }
+            )
+    return rows
+
+
+def source_warnings(config: FahflowConfig) -> list[str]:
+    """What the Task source needs an operator for (alchemiscale: a heartbeat near the server's
+    registration timeout, pushes whose answer was lost). Reads only local files."""
+    if config.tasks.source != "alchemiscale":
+        return []
+    from fahflow.tasks.alchemiscale import _age_s
+    from fahflow.tasks.alchemiscale_ledger import SourceLedger
+
+    settings = config.tasks.alchemiscale
+    if not settings.state.exists():
+        return []
+    state = SourceLedger(settings.state)
+    try:
+        reg = state.registration()
+        lines = []
+        if reg is not None:
+            age, limit = _age_s(reg.heartbeat_at), settings.registration_expire_s
+            if age > settings.heartbeat_warn_fraction * limit:
+                lines.append(
+                    f"alchemiscale: last heartbeat of {reg.service_id} {age:.0f} s ago; the "
+                    f"server drops a registration after {limit:.0f} s and gives its running "
+                    "Tasks to others: run a batch now, and check the cron cadence"
+                )
+        lines += [
+            f"alchemiscale: Task {c.key}: the answer to its result push at {c.push_started_at} "
+            "was lost; `fahflow alchemiscale settle` it (or configure check_pushes)"
+            for c in state.unknown_pushes()
+        ]
+        return lines
+    finally:
+        state.close()
 
 
 def unseen_warnings(config: FahflowConfig) -> list[str]:

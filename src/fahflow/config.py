@@ -8,6 +8,7 @@ the docs cannot drift apart. Every ``fahflow`` verb that a rule calls loads the 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -217,6 +218,82 @@ class LocalQueueSettings(_Section):
     path: Path = Field(Path("run/queue.sqlite"), description="SQLite file of the local queue")
 
 
+class AlchemiscaleCredentials(_Section):
+    """How to reach an alchemiscale API as one identity. Each value left out comes from
+    alchemiscale's own environment variables (``ALCHEMISCALE_URL``, ``ALCHEMISCALE_ID``,
+    ``ALCHEMISCALE_KEY``); the key itself is never written in the config, only a file holding it.
+    """
+
+    url: str | None = Field(None, description="API URL (default: $ALCHEMISCALE_URL)")
+    identifier: str | None = Field(None, description="identity (default: $ALCHEMISCALE_ID)")
+    key_file: Path | None = Field(
+        None, description="file holding the identity's key, mode 0600 (default: $ALCHEMISCALE_KEY)"
+    )
+
+
+class PushCheckSettings(AlchemiscaleCredentials):
+    """A *user* identity on alchemiscale's interface API, used for one thing only: to settle a
+    result push whose answer was lost (the compute API cannot say whether it arrived). Without
+    it such a push is held for the operator (``fahflow alchemiscale settle``)."""
+
+    url: str | None = Field(None, description="interface API URL (required to check pushes)")
+    identifier: str | None = Field(None, description="user identity")
+
+
+class AlchemiscaleSettings(_Section):
+    """``tasks.alchemiscale``: fahflow as one alchemiscale compute service (docs/alchemiscale.md).
+
+    The retry settings bound the client's blocking retries: with the defaults a call to an
+    unreachable API gives up after at most ``max_retries`` waits of ``retry_max_seconds`` (plus
+    jitter), and no single call may take longer than ``call_timeout_s``.
+    """
+
+    compute: AlchemiscaleCredentials = Field(default_factory=AlchemiscaleCredentials)
+    scopes: list[str] = Field(
+        ["*-*-*"], min_length=1, description="scopes to claim from (org-campaign-project, * wild)"
+    )
+    scopes_exclude: list[str] = Field([], description="scopes never claimed from")
+    protocols: list[str] | None = Field(
+        None,
+        description="protocol class names to claim (default: every protocol fahflow runs: "
+        "NonEquilibriumCyclingProtocol, FahNonEquilibriumCyclingProtocol)",
+    )
+    registration_expire_s: float = Field(
+        1800.0, gt=0, description="the server's registration timeout (its "
+        "ALCHEMISCALE_COMPUTE_API_REGISTRATION_EXPIRE_SECONDS): a registration whose last "
+        "heartbeat is older is dropped and its running Tasks return to waiting; run batches "
+        "(cron) well inside it",
+    )  # fmt: skip
+    heartbeat_warn_fraction: float = Field(
+        0.66, gt=0, lt=1, description="fahflow status warns once the last heartbeat is older "
+        "than this fraction of registration_expire_s",
+    )  # fmt: skip
+    max_retries: int = Field(2, ge=0, description="client retries of 404/502/503/504 and resets")
+    retry_base_seconds: float = Field(2.0, gt=1, description="backoff base (seconds, > 1)")
+    retry_max_seconds: float = Field(8.0, gt=0, description="longest wait between retries")
+    call_timeout_s: float = Field(
+        120.0, gt=0, description="longest one client call may block, retries included"
+    )
+    state: Path = Field(
+        Path("run/alchemiscale.sqlite"),
+        description="the source's ledger: compute-service registration, claims and pushes",
+    )
+    check_pushes: PushCheckSettings | None = Field(
+        None, description="a user identity to settle lost push answers (see docs)"
+    )
+
+    @field_validator("scopes", "scopes_exclude")
+    @classmethod
+    def _scopes(cls, scopes: list[str]) -> list[str]:
+        for scope in scopes:
+            parts = scope.split("-")
+            if len(parts) != 3 or not all(p == "*" or p.isalnum() for p in parts):
+                raise ValueError(
+                    f"{scope!r} is not a scope: org-campaign-project, each alphanumeric or *"
+                )
+        return scopes
+
+
 class TaskSettings(_Section):
     """Where Tasks come from and how many a batch takes."""
 
@@ -226,8 +303,21 @@ class TaskSettings(_Section):
     local: LocalQueueSettings = Field(default_factory=LocalQueueSettings)
     claim_max: int = Field(10, ge=0, description="Tasks claimed per batch at most")
     service_id: str = Field(
-        "fahflow", pattern=r"^[A-Za-z0-9_.-]+$", description="name this service claims under"
-    )
+        "fahflow", pattern=r"^[A-Za-z0-9_.-]+$", description="name this service claims under "
+        "(alchemiscale: the name of its compute-service id, so no '-')",
+    )  # fmt: skip
+    alchemiscale: AlchemiscaleSettings = Field(default_factory=AlchemiscaleSettings)
+
+    @model_validator(mode="after")
+    def _alchemiscale_name(self) -> TaskSettings:
+        if self.source == "alchemiscale" and not re.fullmatch(
+            r"[A-Za-z][A-Za-z0-9_.:]*", self.service_id
+        ):
+            raise ValueError(
+                f"service_id {self.service_id!r}: alchemiscale names a compute service "
+                "'<name>-<uuid>', so the name starts with a letter and has no '-'"
+            )
+        return self
 
 
 class LedgerSettings(_Section):

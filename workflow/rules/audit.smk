@@ -1,8 +1,10 @@
 # The last step of a batch: fails (so the batch exits non-zero) when a WU in flight has gone
-# unreported by the WS for longer than batch.unseen_alert_s, or when this batch's poll failed.
+# unreported by the WS for longer than batch.unseen_alert_s, when this batch's poll or claim
+# failed, or when the Task source needs the operator (alchemiscale: a push whose answer was lost).
 rule audit:
     input:
         polled=f"{BATCH_DIR}/poll.json",
+        claimed=f"{BATCH_DIR}/claim.json",
     output:
         f"{BATCH_DIR}/audit.json",
     log:
@@ -12,5 +14,5 @@ rule audit:
     params:
         config=CONFIG_FILE,
     shell:
-        "fahflow batch audit --config {params.config} --polled {input.polled} --out {output} "
-        "> {log} 2>&1"
+        "fahflow batch audit --config {params.config} --polled {input.polled} "
+        "--claimed {input.claimed} --out {output} > {log} 2>&1"

@@ -35,18 +35,31 @@ def unseen_tasks(ledger: Ledger, alert_after_s: float) -> dict[str, list[str]]:
     return dict(tasks)
 
 
-def audit(ctx: BatchContext, poll_record: Path, out: Path) -> dict[str, Any]:
-    """Write the audit record to ``out``; raise :class:`AuditError` if anything needs attention."""
+def audit(
+    ctx: BatchContext, poll_record: Path, out: Path, claim_record: Path | None = None
+) -> dict[str, Any]:
+    """Write the audit record to ``out``; raise :class:`AuditError` if anything needs attention:
+    unseen WUs, this batch's poll errors, a claim that could not reach the Task source, and what
+    the source itself warns of (alchemiscale: pushes whose answer was lost)."""
+    from fahflow.campaign import source_warnings
+
     limit = ctx.config.batch.unseen_alert_s
     unseen = unseen_tasks(ctx.ledger, limit)
     poll_errors = json.loads(poll_record.read_text()).get("errors", [])
-    record = {"unseen": unseen, "poll_errors": poll_errors}
-    if unseen or poll_errors:
+    claim_error = None
+    if claim_record is not None:
+        claim_error = json.loads(claim_record.read_text()).get("source_error")
+    source = source_warnings(ctx.config)
+    record = {"unseen": unseen, "poll_errors": poll_errors, "claim_error": claim_error,
+              "source": source}  # fmt: skip
+    if unseen or poll_errors or claim_error or source:
         lines = [
             f"Task {task}: the WS has not reported on {', '.join(wus)} for over {limit:.0f} s "
             "(batch.unseen_alert_s); check the job with `fahflow ws job`"
             for task, wus in unseen.items()
         ] + [f"poll error: {error}" for error in poll_errors]
-        raise AuditError("\n".join(lines))
+        if claim_error:
+            lines.append(f"claim error (nothing claimed this batch): {claim_error}")
+        raise AuditError("\n".join(lines + source))
     write_json(out, record)
     return record

@@ -30,11 +30,24 @@ def claim(ctx: BatchContext, out: Path) -> dict[str, Any]:
     service = ctx.config.tasks.service_id
     source = ctx.source
     known = ctx.ledger.source_keys(source.name)
-    repaired = [source.get(key) for key in sorted(source.claimed_keys(service) - known)]
-    new = source.claim(service, ctx.config.tasks.claim_max)
+    try:
+        repaired = [source.get(key) for key in sorted(source.claimed_keys(service) - known)]
+        new = source.claim(service, ctx.config.tasks.claim_max)
+    except TransientError as exc:
+        # The source is unreachable: the rest of the batch (polls, results, pushes) still runs;
+        # the audit fails the batch at its end, and the next batch claims again.
+        logger.error("claiming from %s failed, nothing claimed this batch: %s", source.name, exc)
+        summary = {"claimed": [], "repaired": [], "rejected": [], "source_error": str(exc)}
+        write_json(out, summary)
+        return summary
     failpoint("claim.after_source_claim")
-    recorded, rejected = [], []
+    recorded, rejected, again = [], [], []
     for task in repaired + new:
+        if task.key in known:
+            # Handed out again (alchemiscale gave it back to waiting after a lost registration
+            # and this service claimed it anew): its WUs are already on FAH; nothing to redo.
+            again.append(task.task_id)
+            continue
         try:
             _record(ctx, task)
             recorded.append(task.task_id)
@@ -43,7 +56,12 @@ def claim(ctx: BatchContext, out: Path) -> dict[str, Any]:
             logger.error("Task %s refused: %s", task.key, exc)
             source.push(task.key, Outcome.failure(f"refused at claim: {exc}"))
             rejected.append(task.key)
-    summary = {"claimed": recorded, "repaired": [t.task_id for t in repaired], "rejected": rejected}
+    summary = {
+        "claimed": recorded,
+        "repaired": [t.task_id for t in repaired],
+        "rejected": rejected,
+        "claimed_again": again,
+    }
     write_json(out, summary)
     return summary
 
@@ -69,7 +87,9 @@ def renew_certificate(ctx: BatchContext) -> bool:
 def _record(ctx: BatchContext, task: ClaimedTask) -> None:
     """The kind checks the payload and says how many WUs (and, gufe, makes the Task's DAG, once:
     the ledger keeps it with the Task); serialize later writes the payload out."""
-    claimed = kind_for(task.kind).claim(task.payload, f"Task {task.key}")
+    claimed = kind_for(task.kind).claim(
+        task.payload, f"Task {task.key}", extends=task.extends, dag_name=task.dag_name
+    )
     ctx.ledger.add_task(
         task_id=task.task_id,
         source=ctx.source.name,

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fahflow.analysis.numbers import value_sigma_text
-from fahflow.campaign import task_rows, transformation_results, unseen_warnings
+from fahflow.campaign import source_warnings, task_rows, transformation_results, unseen_warnings
 from fahflow.config import load_config
 
 STATUS_ROWS_SHOWN = 200
@@ -35,7 +35,7 @@ def print_status(
     console.print(
         f"{len(rows)} Task(s): " + ", ".join(f"{n} {step}" for step, n in sorted(counts.items()))
     )
-    for line in unseen_warnings(config):
+    for line in unseen_warnings(config) + source_warnings(config):
         console.print(f"[bold yellow]WARNING[/] {line}", highlight=False)
     shown = rows if show_all else [r for r in rows if r["step"] not in ("done",)]
     if not shown:

@@ -137,12 +137,14 @@ def push(config_path: Path, task_id: str, outcome: Path | None, out: Path) -> No
 @batch.command()
 @CONFIG
 @click.option("--polled", type=click.Path(exists=True, path_type=Path), required=True)
+@click.option("--claimed", type=click.Path(exists=True, path_type=Path), default=None)
 @OUT
-def audit(config_path: Path, polled: Path, out: Path) -> None:
-    """Fail if a WU in flight went unreported for too long or this batch's poll failed."""
+def audit(config_path: Path, polled: Path, claimed: Path | None, out: Path) -> None:
+    """Fail if a WU in flight went unreported for too long, this batch's poll or claim failed,
+    or the Task source needs the operator."""
     from fahflow.batch.audit import audit as step
 
-    _run(config_path, step, polled, out)
+    _run(config_path, step, polled, out, claimed)
 
 
 @click.command()

@@ -68,8 +68,12 @@ class TaskKind(Protocol):
 
     name: str
 
-    def claim(self, payload: str, where: str) -> Claimed:
-        """Validate ``payload`` (``where`` names it in messages); raise :class:`TaskRefused`."""
+    def claim(
+        self, payload: str, where: str, *, extends: str | None = None, dag_name: str | None = None
+    ) -> Claimed:
+        """Validate ``payload`` (``where`` names it in messages); raise :class:`TaskRefused`.
+        ``extends``: the result of the Task this one extends (alchemiscale), ``dag_name`` the
+        name its DAG gets (the source's key of the Task)."""
         ...
 
     def build(

@@ -30,7 +30,7 @@ from alchemiscale_fah.protocols.feflow.nonequilibrium_cycling import (
     FahNonEquilibriumCyclingSimulationUnit,
 )
 from feflow.protocols import NonEquilibriumCyclingProtocol
-from gufe.protocols.protocoldag import ProtocolDAG
+from gufe.protocols.protocoldag import ProtocolDAG, ProtocolDAGResult
 from gufe.protocols.protocolunit import Context, ProtocolUnit, ProtocolUnitResult
 from gufe.tokenization import JSON_HANDLER
 from pydantic import ValidationError
@@ -178,13 +178,21 @@ class GufeKind:
 
     name = "gufe"
 
-    def claim(self, payload: str, where: str) -> Claimed:
+    def claim(
+        self, payload: str, where: str, *, extends: str | None = None, dag_name: str | None = None
+    ) -> Claimed:
         """Create the Task's ProtocolDAG (once: keys are random per ``create()``) and check that
-        its keyed chain reads back with the same unit keys, since every later step reloads it."""
+        its keyed chain reads back with the same unit keys, since every later step reloads it.
+
+        ``extends`` is the ProtocolDAGResult (JSON) of the Task this one extends, handed to
+        ``create`` as alchemiscale's own compute service does, with ``dag_name`` (the Task's
+        key); a protocol that cannot extend refuses here, with its own words.
+        """
         transformation = load_transformation(payload, where)
         _check_sampling(transformation.protocol, where)
         try:
-            dag = transformation.create()
+            previous = None if extends is None else ProtocolDAGResult.from_json(content=extends)
+            dag = transformation.create(extends=previous, name=dag_name)
             _setup, cycles, _result = dag_shape(dag)
         except Exception as exc:
             raise TaskRefused(

@@ -211,3 +211,44 @@ def _run_result_unit(
     )
     shutil.rmtree(cache, ignore_errors=True)
     return pdr
+
+
+def failure_pdr(
+    transformation: Any,
+    reason: str,
+    *,
+    dag_json: str | None = None,
+    extends: ProtocolDAGResult | None = None,
+    name: str | None = None,
+) -> ProtocolDAGResult:
+    """A failed ProtocolDAGResult for a Task that ended before any of its units produced one
+    (refused at claim, no PROJECT fits it, its WUs failed on FAH): its first unit fails with
+    ``reason`` as the traceback, the others did not run, as in ``execute_DAG`` after a failure.
+
+    The units are the Task's stored DAG (``dag_json``) where there is one; else a DAG created
+    now, without ``extends`` when the protocol refuses to extend (the failure says so), so that a
+    user's gufe reads the result with the protocol's own unit classes.
+    """
+    if dag_json is not None:
+        dag = ProtocolDAG.from_json(content=dag_json)
+    else:
+        try:
+            dag = transformation.create(extends=extends, name=name)
+        except Exception:
+            dag = transformation.create(name=name)
+    setup, _cycles, _result = dag_shape(dag)
+    failure = ProtocolUnitFailure(
+        name=setup.name,
+        source_key=setup.key,
+        inputs=setup.inputs,
+        outputs={},
+        exception=("FahflowTaskFailed", (reason,)),
+        traceback=reason,
+    )
+    return ProtocolDAGResult(
+        name=dag.name,
+        protocol_units=dag.protocol_units,
+        protocol_unit_results=[failure],
+        transformation_key=dag.transformation_key,
+        extends_key=extends.key if extends is not None else dag.extends_key,
+    )

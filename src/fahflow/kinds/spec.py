@@ -17,8 +17,13 @@ class SpecKind:
 
     name = "spec"
 
-    def claim(self, payload: str, where: str) -> Claimed:
+    def claim(
+        self, payload: str, where: str, *, extends: str | None = None, dag_name: str | None = None
+    ) -> Claimed:
         from fahflow.protocol.spec import parse_spec
+
+        if extends is not None:
+            raise TaskRefused(f"{where}: a fahflow spec Task cannot extend another Task")
 
         try:
             spec = parse_spec(yaml.safe_load(payload), f"{where} spec")

@@ -19,8 +19,13 @@ def open_source(config: FahflowConfig) -> TaskSource:
     """The Task source the config names."""
     if config.tasks.source == "local":
         return LocalQueue(config.tasks.local.path)
-    raise ConfigError(
-        f"tasks.source: {config.tasks.source!r} is not available in this release: the "
-        "alchemiscale adapter needs gufe/openfe/feflow from the conda environment "
-        "(environment.yml) and is not written yet; use 'local'"
-    )
+    try:
+        import alchemiscale.compute.client  # noqa: F401  (the source's one dependency)
+
+        from fahflow.tasks.alchemiscale import AlchemiscaleSource
+    except ImportError as exc:
+        raise ConfigError(
+            f"tasks.source: alchemiscale needs alchemiscale and the gufe stack "
+            f"(environment.yml; here scripts/bootstrap installs them): {exc}"
+        ) from None
+    return AlchemiscaleSource(config.tasks.alchemiscale, config.tasks.service_id)

@@ -47,6 +47,10 @@ class ClaimedTask(BaseModel):
     name: str = Field(description="human name of the Transformation")
     payload: str = Field(description="the Transformation, as its kind reads it")
     kind: str = Field("spec", description="fahflow.kinds: 'spec' (fahflow YAML) or 'gufe'")
+    extends: str | None = Field(
+        None, description="the result (gufe: ProtocolDAGResult JSON) of the Task this one extends"
+    )
+    dag_name: str | None = Field(None, description="the name of the Task's DAG (gufe)")
 
 
 class TaskSource(Protocol):

@@ -243,12 +243,12 @@ def test_wrong_credentials_are_a_clear_error_that_never_shows_the_key(make_sourc
 
 def test_missing_or_unsafe_credentials_name_the_setting(make_source, monkeypatch, tmp_path):
     monkeypatch.delenv("ALCHEMISCALE_KEY")
-    with pytest.raises(ConfigError, match="no key_file.*ALCHEMISCALE_KEY"):
+    with pytest.raises(ConfigError, match=r"no key_file.*ALCHEMISCALE_KEY"):
         make_source().claim("fahflow", 1)
     key = tmp_path / "key"
     key.write_text(SECRET)
     key.chmod(0o644)
-    with pytest.raises(ConfigError, match="readable by others.*chmod 600") as err:
+    with pytest.raises(ConfigError, match=r"readable by others.*chmod 600") as err:
         make_source(compute={"key_file": key}).claim("fahflow", 1)
     assert SECRET not in str(err.value)
     key.chmod(0o600)
@@ -259,5 +259,20 @@ def test_a_call_that_never_answers_is_cut_off(make_source):
     never = threading.Event()
     make_source.script["register"] = [lambda sid: never.wait()]
     source = make_source(call_timeout_s=0.2)
-    with pytest.raises(ApiTimeout, match="no answer within 0.2 s"):
+    with pytest.raises(ApiTimeout, match=r"no answer within 0\.2 s"):
         source.claim("fahflow", 1)
+
+
+def test_a_claim_answered_500_registers_anew_and_claims_once_more(make_source, caplog):
+    """alchemiscale answers a claim by an id it no longer knows with 500 (its registration
+    timeout shorter than fahflow's registration_expire_s)."""
+    make_source.script["claim"] = [
+        AlchemiscaleComputeClientError("500", status_code=500),
+        [ScopedKey.from_str(TASK)],
+    ]
+    source = make_source()
+    with caplog.at_level(logging.WARNING):
+        assert [t.key for t in source.claim("fahflow", 1)] == [TASK]
+    assert _names(make_source.calls)[:5] == ["register", "claim", "deregister", "register", "claim"]
+    assert "answered the claim with 500" in caplog.text
+    assert source.ledger.registration().claim_started_at is None

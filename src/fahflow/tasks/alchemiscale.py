@@ -56,6 +56,10 @@ T = TypeVar("T")
 PROTOCOLS = ("NonEquilibriumCyclingProtocol", "FahNonEquilibriumCyclingProtocol")
 
 
+#: What :meth:`AlchemiscaleSource._claim_once` returns for a claim answered 500.
+_UNREGISTERED = object()
+
+
 class ApiTimeout(TransientError):
     """One client call blocked longer than ``call_timeout_s``."""
 
@@ -285,25 +289,23 @@ class AlchemiscaleSource:
     def claim(self, service_id: str, count: int) -> list[ClaimedTask]:
         """Beat, then claim up to ``count`` Tasks (``service_id`` is the config's name; the
         registered id is this source's own)."""
-        from alchemiscale.models import Scope
-
         sid = self.ensure_registered()
         if count <= 0:
             return []
-        once = self._client(0)
-        scopes = [Scope.from_str(s) for s in self.settings.scopes]
-        exclude = [Scope.from_str(s) for s in self.settings.scopes_exclude] or None
-        self.ledger.claim_started()
-        failpoint("alchemiscale.claim.after_intent")
-        try:
-            answer = self._call(
-                "claim", once.claim_tasks, scopes=scopes, scopes_exclude=exclude,
-                compute_service_id=_service_id(sid), count=count, protocols=self.protocols,
-            )  # fmt: skip
-        except TransientError as exc:
-            if getattr(exc, "never_sent", False) or (exc.status is not None and exc.status < 500):
-                self.ledger.claim_answered([], sid)  # nothing was claimed
-            raise
+        answer = self._claim_once(sid, count)
+        if answer is _UNREGISTERED:
+            # alchemiscale answers a claim by an id it does not know with 500: the registration
+            # was dropped although fahflow's clock says it beat in time (the server's timeout
+            # is shorter than registration_expire_s). Register again and claim once more.
+            reg = self.ledger.registration()
+            why = (
+                "the server answered the claim with 500, as it does for an id it does not "
+                "know (registration_expire_s too long?)"
+            )
+            sid = self._register(reg, why)
+            answer = self._claim_once(sid, count)
+            if answer is _UNREGISTERED:
+                raise TransientError("alchemiscale claim: 500 again after registering anew")
         if answer is None:
             logger.warning(
                 "alchemiscale denied %s its claim: too many failed results recently (the "
@@ -315,6 +317,26 @@ class AlchemiscaleSource:
         self.ledger.claim_answered(keys, sid)
         failpoint("alchemiscale.claim.after_answer")
         return [self.get(key) for key in keys]
+
+    def _claim_once(self, sid: str, count: int) -> Any:
+        """One ``POST /claim``, its intent recorded first; :data:`_UNREGISTERED` for a 500."""
+        from alchemiscale.models import Scope
+
+        scopes = [Scope.from_str(s) for s in self.settings.scopes]
+        exclude = [Scope.from_str(s) for s in self.settings.scopes_exclude] or None
+        self.ledger.claim_started()
+        failpoint("alchemiscale.claim.after_intent")
+        try:
+            return self._call(
+                "claim", self._client(0).claim_tasks, scopes=scopes, scopes_exclude=exclude,
+                compute_service_id=_service_id(sid), count=count, protocols=self.protocols,
+            )  # fmt: skip
+        except TransientError as exc:
+            if getattr(exc, "never_sent", False) or (exc.status is not None and exc.status < 500):
+                self.ledger.claim_answered([], sid)  # nothing was claimed
+            elif exc.status == 500:
+                return _UNREGISTERED  # the intent stays: the new registration settles it
+            raise
 
     def claimed_keys(self, service_id: str) -> set[str]:
         return self.ledger.open_keys()

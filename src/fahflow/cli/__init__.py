@@ -33,6 +33,7 @@ LAZY_COMMANDS = {
     "ws": "fahflow.cli.ws:ws",
     "cert": "fahflow.cli.cert:cert",
     "sim": "fahflow.cli.sim:sim",
+    "standin": "fahflow.cli.standin:standin",
     "build-wu": "fahflow.cli.protocol:build_wu",
     "propose-projects": "fahflow.cli.protocol:propose_projects",
     "analyze": "fahflow.cli.analysis:analyze",

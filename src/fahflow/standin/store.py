@@ -748,8 +748,7 @@ class StateStore:
         return self._set_status(tasks, W, (W, R, E), raise_error=raise_error)
 
     def set_task_running(self, tasks, raise_error: bool = False):
-        # As Neo4jStore: running keeps any CLAIMS; only _set_status's UPDATE clears it, so
-        # restore it here by not using the generic path.
+        # From running or waiting; unlike the others it keeps the CLAIMS, as Neo4jStore's.
         done = []
         with self._write() as db:
             for task in tasks:

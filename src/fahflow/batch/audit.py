@@ -12,14 +12,17 @@ still runs (``keep-going``).
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from fahflow.batch.context import BatchContext, write_json
-from fahflow.errors import FahflowError
+from fahflow.errors import FahflowError, TransientError
 from fahflow.ledger import Ledger
+
+logger = logging.getLogger(__name__)
 
 
 class AuditError(FahflowError):
@@ -43,6 +46,12 @@ def audit(
     the source itself warns of (alchemiscale: pushes whose answer was lost)."""
     from fahflow.campaign import source_warnings
 
+    beat = getattr(ctx.source, "beat", None)
+    if beat is not None:  # alchemiscale: the end of a long batch beats too
+        try:
+            beat()
+        except TransientError as exc:
+            logger.warning("heartbeat at the end of the batch failed: %s", exc)
     limit = ctx.config.batch.unseen_alert_s
     unseen = unseen_tasks(ctx.ledger, limit)
     poll_errors = json.loads(poll_record.read_text()).get("errors", [])

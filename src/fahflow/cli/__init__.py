@@ -34,6 +34,7 @@ LAZY_COMMANDS = {
     "cert": "fahflow.cli.cert:cert",
     "sim": "fahflow.cli.sim:sim",
     "standin": "fahflow.cli.standin:standin",
+    "alchemiscale": "fahflow.cli.alchemiscale:alchemiscale",
     "build-wu": "fahflow.cli.protocol:build_wu",
     "propose-projects": "fahflow.cli.protocol:propose_projects",
     "analyze": "fahflow.cli.analysis:analyze",

@@ -262,6 +262,18 @@ class AlchemiscaleSource:
         self._service_id = reg.service_id
         return reg.service_id
 
+    def beat(self) -> bool:
+        """A heartbeat only (the end of a batch, or ``fahflow alchemiscale heartbeat`` from its
+        own cron line): never registers; False when there is no fresh registration to keep
+        alive (the next claim replaces it)."""
+        reg = self.ledger.registration()
+        if reg is None or _age_s(reg.heartbeat_at) > self.settings.registration_expire_s:
+            return False
+        client = self._client(self.settings.max_retries)
+        self._call("heartbeat", client.heartbeat, _service_id(reg.service_id))
+        self.ledger.beat()
+        return True
+
     def _register(self, old: Registration | None, why: str) -> str:
         from alchemiscale.storage.models import ComputeServiceID
 

@@ -113,6 +113,17 @@ class SourceLedger:
                 (service_id, stamp, stamp),
             )
 
+    def forget_registration(self, *, why: str) -> None:
+        """No registration any more (deregistered): the next batch registers anew."""
+        with transaction(self._conn) as db:
+            old = db.execute("SELECT * FROM registration").fetchone()
+            if old is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO registrations_past VALUES (?, ?, ?, ?)",
+                    (old["service_id"], old["registered_at"], now(), why),
+                )
+            db.execute("DELETE FROM registration")
+
     def beat(self) -> None:
         with transaction(self._conn) as db:
             db.execute("UPDATE registration SET heartbeat_at = ?", (now(),))

@@ -276,3 +276,34 @@ def test_a_claim_answered_500_registers_anew_and_claims_once_more(make_source, c
     assert _names(make_source.calls)[:5] == ["register", "claim", "deregister", "register", "claim"]
     assert "answered the claim with 500" in caplog.text
     assert source.ledger.registration().claim_started_at is None
+
+
+def test_the_operator_settles_a_held_push_and_status_warns_until_then(tmp_path, monkeypatch):
+    import yaml
+
+    from fahflow.cli import main
+    from fahflow.config import load_config
+    from fahflow.tasks.alchemiscale_ledger import SourceLedger
+
+    repo = Path(__file__).resolve().parents[1]
+    data = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    state = tmp_path / "alchemiscale.sqlite"
+    data["tasks"].update(
+        source="alchemiscale", service_id="fahflow", alchemiscale={"state": str(state)}
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("ALCHEMISCALE_KEY", SECRET)
+    ledger = SourceLedger(state)
+    ledger.set_registration("fahflow-0123456789abcdef0123456789abcdef", why="test")
+    ledger.claim_answered([TASK], "fahflow-0123456789abcdef0123456789abcdef")
+    ledger.push_started(TASK, "ProtocolDAGResult-abc")
+    ledger.close()
+    from fahflow.campaign import source_warnings
+
+    (warning,) = source_warnings(load_config(config))
+    assert TASK in warning and "settle" in warning
+    assert main(["alchemiscale", "settle", TASK, "--config", str(config)]) == 1  # say which
+    assert main(["alchemiscale", "settle", TASK, "--arrived", "--config", str(config)]) == 0
+    assert source_warnings(load_config(config)) == []
+    assert SourceLedger(state).claim(TASK).pushed_at is not None

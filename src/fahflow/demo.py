@@ -14,7 +14,7 @@ import logging
 import math
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -69,6 +69,28 @@ def run_demo(
 ) -> int:
     """Run the whole campaign; returns the exit status of the last batch (0: all done)."""
     config = load_config(config_path)
+    with start_simulator(config_path, config) as sim:
+        _submit_examples(config_path, config, examples)
+
+        def finished() -> bool:
+            return all(r["step"] in ("done", "failed") for r in task_rows(config))
+
+        status = run_batches(config_path, config, sim, finished, profile, max_batches)
+        console.rule("results")
+        rows = print_results(
+            config_path, report_dir=config.batch.results_dir / "report", console=console
+        )
+        _compare_with_references(rows)
+        console.print(f"report: {config.batch.results_dir / 'report'}/<transformation>/index.html")
+    return status
+
+
+def start_simulator(config_path: Path, config: FahflowConfig) -> Simulator:
+    """The config's simulated WS (a colocated one: its root ``ws.data_dir``, its port
+    ``ws.url``'s), started, with an operator certificate from its CA at the config's paths.
+
+    The caller stops it (``with start_simulator(...) as sim:``).
+    """
     settings = config.simulator or SimulatorSettings()
     if config.ws.staging != "colocated" or config.ws.data_dir is None:
         raise ConfigError(f"{config_path}: the demo runs the simulator as a colocated WS")
@@ -87,33 +109,41 @@ def run_demo(
             f"{config_path}: cannot serve the simulator on port {port} ({exc.strerror}): is "
             "another demo or `fahflow sim serve` running?"
         ) from None
-    with sim:
+    try:
         if isinstance(config.ws.ca, Path) and config.ws.ca.resolve() != sim.ca_path.resolve():
             raise ConfigError(f"{config_path}: ws.ca must be the simulator's CA {sim.ca_path}")
         ensure_identity(sim, config)
-        console.print(
-            f"simulated work server at {sim.url} with {len(sim.volunteer_pids)} volunteers"
-        )
-        _submit_examples(config_path, config, examples)
-        status = 0
-        # --configfile: the batches read the demo's config, not the profile's config/config.yaml.
-        batch = ["snakemake", "--profile", profile, "--configfile", str(config_path)]
-        batch += ["--quiet", "rules"]
-        for number in range(1, max_batches + 1):
-            started = time.monotonic()
-            console.rule(f"batch {number}")
-            status = subprocess.run(batch).returncode
-            print_status(config_path, console=console)
-            console.print(f"batch {number}: exit {status}, {time.monotonic() - started:.1f} s")
-            if all(r["step"] in ("done", "failed") for r in task_rows(config)):
-                break
-            _await_change(sim, config)
-        console.rule("results")
-        rows = print_results(
-            config_path, report_dir=config.batch.results_dir / "report", console=console
-        )
-        _compare_with_references(rows)
-        console.print(f"report: {config.batch.results_dir / 'report'}/<transformation>/index.html")
+    except BaseException:
+        sim.stop()
+        raise
+    console.print(f"simulated work server at {sim.url} with {len(sim.volunteer_pids)} volunteers")
+    return sim
+
+
+def run_batches(
+    config_path: Path,
+    config: FahflowConfig,
+    sim: Simulator,
+    finished: Callable[[], bool],
+    profile: str = "fah",
+    max_batches: int = 100,
+) -> int:
+    """``snakemake --profile PROFILE --configfile CONFIG`` batches until ``finished()`` (asked
+    after each), waiting between two for a job on the simulated WS to change state; returns the
+    last batch's exit status."""
+    status = 0
+    # --configfile: the batches read the demo's config, not the profile's config/config.yaml.
+    batch = ["snakemake", "--profile", profile, "--configfile", str(config_path)]
+    batch += ["--quiet", "rules"]
+    for number in range(1, max_batches + 1):
+        started = time.monotonic()
+        console.rule(f"batch {number}")
+        status = subprocess.run(batch).returncode
+        print_status(config_path, console=console)
+        console.print(f"batch {number}: exit {status}, {time.monotonic() - started:.1f} s")
+        if finished():
+            break
+        _await_change(sim, config)
     return status
 
 

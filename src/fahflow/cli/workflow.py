@@ -207,12 +207,47 @@ COMMANDS: list[click.Command] = [batch, submit, status, results, config_schema]
 @click.command()
 @CONFIG
 @click.option(
+    "--source", type=click.Choice(["local", "alchemiscale"]), default="local", show_default=True,
+    help="Where the Tasks come from: the local queue, or a stand-in alchemiscale server that a "
+    "user submits the benzene → toluene network to (docs/alchemiscale.md).",
+)  # fmt: skip
+@click.option(
     "--example", "examples", multiple=True, default=("harmonic", "water"), show_default=True,
-    help="Bundled example Transformations to submit (repeatable).",
+    help="Bundled example Transformations to submit (repeatable; --source local).",
+)  # fmt: skip
+@click.option(
+    "--tasks", "n_tasks", type=click.IntRange(min=1), default=None,
+    help="Tasks per Transformation (--source alchemiscale) [1].",
+)  # fmt: skip
+@click.option(
+    "--small", is_flag=True,
+    help="2 cycles of 500-step legs instead of the bundled 4 of 2,500 (--source alchemiscale).",
 )  # fmt: skip
 @click.option("--profile", default="fah", show_default=True, help="Snakemake profile.")
-def demo(config_path: Path, examples: tuple[str, ...], profile: str) -> None:
-    """Main job on the embedded default: simulator + local queue, batches until all is done."""
+def demo(
+    config_path: Path,
+    source: str,
+    examples: tuple[str, ...],
+    n_tasks: int | None,
+    small: bool,
+    profile: str,
+) -> None:
+    """Main job on the embedded default: the simulated WS, Tasks from the local queue or a
+    stand-in alchemiscale server, batches until all is done."""
+    given = click.get_current_context().get_parameter_source
+    if source == "alchemiscale":
+        if given("examples") == click.core.ParameterSource.COMMANDLINE:
+            raise click.UsageError(
+                "--example is for --source local; --source alchemiscale submits the bundled "
+                "benzene → toluene network (--small for a shorter one)"
+            )
+        from fahflow.demo_alchemiscale import run_alchemiscale_demo
+
+        raise SystemExit(
+            run_alchemiscale_demo(config_path, n_tasks=n_tasks or 1, small=small, profile=profile)
+        )
+    if n_tasks is not None or small:
+        raise click.UsageError("--tasks and --small are for --source alchemiscale")
     from fahflow.demo import run_demo
 
     raise SystemExit(run_demo(config_path, examples, profile))

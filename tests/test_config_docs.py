@@ -16,7 +16,11 @@ import yaml
 from fahflow.config import GufeSettings, load_config
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = [REPO / "config" / "config.yaml", REPO / "config" / "production.example.yaml"]
+SHIPPED = [
+    REPO / "config" / "config.yaml",
+    REPO / "config" / "production.example.yaml",
+    REPO / "config" / "alchemiscale.example.yaml",
+]
 
 
 def _readme_gufe_table() -> dict[str, str]:

@@ -47,6 +47,13 @@ def claim(ctx: BatchContext, out: Path) -> dict[str, Any]:
             # Handed out again (alchemiscale gave it back to waiting after a lost registration
             # and this service claimed it anew): its WUs are already on FAH; nothing to redo.
             again.append(task.task_id)
+            if ctx.ledger.task(task.task_id).pushed_at is not None:
+                logger.warning(
+                    "Task %s was handed out again although its result was pushed (while it "
+                    "was waiting after a lost registration, alchemiscale keeps such a Task "
+                    "claimable); it stays running under this service: a second push would be "
+                    "a second result (docs/alchemiscale.md)", task.key,
+                )  # fmt: skip
             continue
         try:
             _record(ctx, task)

@@ -423,7 +423,11 @@ class AlchemiscaleSource:
         if self.has_outcome(key):
             return False
         pdr = self._pdr(key, outcome)
-        sid = self.ensure_registered()
+        # The id the result names (alchemiscale logs a failure against it): the recorded one.
+        # Pushes run in parallel and never register: only the claim step replaces a
+        # registration, so two pushes cannot race to make two.
+        reg = self.ledger.registration()
+        sid = reg.service_id if reg is not None else self.ensure_registered()
         self.ledger.push_started(key, str(pdr.key))
         failpoint("alchemiscale.push.after_intent")
         once = self._client(0)

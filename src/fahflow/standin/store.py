@@ -112,6 +112,16 @@ def _scope_columns(scope: Scope) -> tuple[str, str, str]:
     return scope.org, scope.campaign, scope.project
 
 
+def _scope_where(scope: Scope, prefix: str = "") -> tuple[str, list[str]]:
+    """``WHERE`` clause and values matching ``scope`` (its ``None`` parts match anything)."""
+    conditions, values = [], []
+    for column, value in zip(("org", "campaign", "project"), _scope_columns(scope), strict=True):
+        if value is not None:
+            conditions.append(f"{prefix}{column} = ?")
+            values.append(value)
+    return (f"WHERE {' AND '.join(conditions)}" if conditions else ""), values
+
+
 def _in(values: list[str]) -> str:
     return ",".join("?" * len(values))
 
@@ -361,14 +371,7 @@ class StateStore:
         self, scope: Scope | None = None, return_gufe: bool = False
     ) -> list[ScopedKey] | dict[ScopedKey, TaskHub]:
         scope = scope or Scope()
-        conditions, values = [], []
-        for column, value in zip(
-            ("org", "campaign", "project"), _scope_columns(scope), strict=True
-        ):
-            if value is not None:
-                conditions.append(f"{column} = ?")
-                values.append(value)
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        where, values = _scope_where(scope, "")
         with self._read() as db:
             rows = db.execute(
                 f"SELECT * FROM taskhubs {where} ORDER BY org, campaign, project, sk", values
@@ -805,14 +808,7 @@ class StateStore:
         if isinstance(network_state, NetworkStateEnum):
             network_state = network_state.value
         pattern = network_state if network_state is not None else ".*"
-        conditions, values = [], []
-        for column, value in zip(
-            ("org", "campaign", "project"), _scope_columns(scope), strict=True
-        ):
-            if value is not None:
-                conditions.append(f"t.{column} = ?")
-                values.append(value)
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        where, values = _scope_where(scope, "t.")
         with self._read() as db:
             rows = db.execute(
                 "SELECT DISTINCT t.sk, t.status, n.state FROM tasks t JOIN network_transformations"

@@ -1,6 +1,6 @@
 # The last step of a batch: fails (so the batch exits non-zero) when a WU in flight has gone
-# unreported by the WS for longer than batch.unseen_alert_s, when this batch's poll or claim
-# failed, or when the Task source needs the operator (alchemiscale: a push whose answer was lost).
+# unreported by the WS for longer than batch.unseen_alert_s, or when this batch's poll or claim
+# failed.
 rule audit:
     input:
         polled=f"{BATCH_DIR}/poll.json",

@@ -42,10 +42,12 @@ def audit(
     ctx: BatchContext, poll_record: Path, out: Path, claim_record: Path | None = None
 ) -> dict[str, Any]:
     """Write the audit record to ``out``; raise :class:`AuditError` if anything needs attention:
-    unseen WUs, this batch's poll errors, a claim that could not reach the Task source, and what
-    the source itself warns of (alchemiscale: pushes whose answer was lost)."""
-    from fahflow.campaign import source_warnings
+    unseen WUs, this batch's poll errors, a claim that could not reach the Task source.
 
+    It runs beside the batch's pushes, not after them, so it does not judge them: a push that
+    cannot be sent or settled fails its own step (and so the batch), and ``fahflow status``
+    lists it.
+    """
     beat = getattr(ctx.source, "beat", None)
     if beat is not None:  # alchemiscale: the end of a long batch beats too
         try:
@@ -58,10 +60,8 @@ def audit(
     claim_error = None
     if claim_record is not None:
         claim_error = json.loads(claim_record.read_text()).get("source_error")
-    source = source_warnings(ctx.config)
-    record = {"unseen": unseen, "poll_errors": poll_errors, "claim_error": claim_error,
-              "source": source}  # fmt: skip
-    if unseen or poll_errors or claim_error or source:
+    record = {"unseen": unseen, "poll_errors": poll_errors, "claim_error": claim_error}
+    if unseen or poll_errors or claim_error:
         lines = [
             f"Task {task}: the WS has not reported on {', '.join(wus)} for over {limit:.0f} s "
             "(batch.unseen_alert_s); check the job with `fahflow ws job`"
@@ -69,6 +69,6 @@ def audit(
         ] + [f"poll error: {error}" for error in poll_errors]
         if claim_error:
             lines.append(f"claim error (nothing claimed this batch): {claim_error}")
-        raise AuditError("\n".join(lines + source))
+        raise AuditError("\n".join(lines))
     write_json(out, record)
     return record

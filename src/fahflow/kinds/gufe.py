@@ -186,7 +186,9 @@ class GufeKind:
 
         ``extends`` is the ProtocolDAGResult (JSON) of the Task this one extends, handed to
         ``create`` as alchemiscale's own compute service does, with ``dag_name`` (the Task's
-        key); a protocol that cannot extend refuses here, with its own words.
+        key). What the protocol does with it is its own business: both supported protocols
+        ignore it today (gufe's ``validate`` swallows feflow's ``NotImplementedError``), and the
+        DAG records it as ``extends_key``.
         """
         transformation = load_transformation(payload, where)
         _check_sampling(transformation.protocol, where)

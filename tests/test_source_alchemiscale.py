@@ -278,7 +278,7 @@ def test_a_claim_answered_500_registers_anew_and_claims_once_more(make_source, c
     assert source.ledger.registration().claim_started_at is None
 
 
-def test_the_operator_settles_a_held_push_and_status_warns_until_then(tmp_path, monkeypatch):
+def test_status_warns_of_a_held_push_until_settled_and_of_an_old_heartbeat(tmp_path, monkeypatch):
     import yaml
 
     from fahflow.cli import main
@@ -307,3 +307,11 @@ def test_the_operator_settles_a_held_push_and_status_warns_until_then(tmp_path, 
     assert main(["alchemiscale", "settle", TASK, "--arrived", "--config", str(config)]) == 0
     assert source_warnings(load_config(config)) == []
     assert SourceLedger(state).claim(TASK).pushed_at is not None
+    # A heartbeat nearing the server's timeout (0.66 × 1800 s by default) is warned of.
+    ledger = SourceLedger(state)
+    old = (datetime.now(UTC) - timedelta(seconds=1300)).isoformat()
+    with ledger._conn:
+        ledger._conn.execute("UPDATE registration SET heartbeat_at = ?", (old,))
+    ledger.close()
+    (warning,) = source_warnings(load_config(config))
+    assert "last heartbeat" in warning and "1300 s ago" in warning and "1800 s" in warning

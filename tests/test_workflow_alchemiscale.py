@@ -4,7 +4,7 @@ alchemiscale's own compute client and the simulated WS, pushed back as ProtocolD
 gathered by the user with alchemiscale's own client.
 
 One campaign carries every hazard in turn, because each Transformation's SetupUnit costs half a
-minute: kill -9 at each step boundary (claim intent and answer, record, serialize, create, and
+minute: kill -9 at each step boundary (claim intent and answer, record, a setup, create, and
 three points of the push), the registration expiring while WUs are in flight on FAH, and the API
 unreachable for a batch. At the end every Task has exactly one result on the stand-in and every
 CLONE was created once on the WS.
@@ -195,7 +195,7 @@ def test_a_network_runs_to_gathered_estimates_through_kills_expiry_and_an_outage
         "alchemiscale.claim.after_intent",  # claim sent? the next batch registers anew
         "alchemiscale.claim.after_answer",  # claimed, Transformations not fetched yet
         "claim.after_record",
-        "serialize.done",
+        "serialize.after_build",  # setup ran, manifest not written
         "create.after_call",
     ):
         _killed(campaign, point)

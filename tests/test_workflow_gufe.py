@@ -59,7 +59,14 @@ def _stored_dags_match_results(campaign: Campaign) -> None:
         }
 
 
-@pytest.mark.parametrize("name", ["benzene_toluene_feflow.json", "benzene_toluene_fah.json"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "benzene_toluene_feflow.json",
+        # alchemiscale-fah's protocol runs end to end in tests/test_workflow_alchemiscale.py
+        pytest.param("benzene_toluene_fah.json", marks=pytest.mark.slow),
+    ],
+)
 def test_a_gufe_transformation_runs_to_a_gathered_estimate(make_campaign, small_examples, name):
     campaign = make_campaign()
     outcomes = _run(campaign, small_examples[name], n_tasks=2)
@@ -79,7 +86,8 @@ def test_a_gufe_transformation_runs_to_a_gathered_estimate(make_campaign, small_
 @pytest.mark.parametrize(
     "point",
     [
-        "serialize.after_build",  # setup ran, manifest not written
+        # setup ran, manifest not written: also in tests/test_workflow_alchemiscale.py
+        pytest.param("serialize.after_build", marks=pytest.mark.slow),
         pytest.param("create.after_call", marks=pytest.mark.slow),
         "analyze.after_record",  # PDR stored and Task analyzed, outcome file not written
         pytest.param("push.after_source_push", marks=pytest.mark.slow),

@@ -140,8 +140,8 @@ def push(config_path: Path, task_id: str, outcome: Path | None, out: Path) -> No
 @click.option("--claimed", type=click.Path(exists=True, path_type=Path), default=None)
 @OUT
 def audit(config_path: Path, polled: Path, claimed: Path | None, out: Path) -> None:
-    """Fail if a WU in flight went unreported for too long, this batch's poll or claim failed,
-    or the Task source needs the operator."""
+    """Fail if a WU in flight went unreported for too long or this batch's poll or claim
+    failed."""
     from fahflow.batch.audit import audit as step
 
     _run(config_path, step, polled, out, claimed)

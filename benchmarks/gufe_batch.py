@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from batch_overhead import REPO, _config, _identity
-from gufe_setup import run_setup, timed
+from gufe_setup import run_setup, sqm_on_path, timed
 
 #: core.xml and the System once per RUN (one Transformation), State and Integrator per CLONE,
 #: as the end-to-end gufe tests send them.
@@ -154,11 +153,7 @@ def main() -> int:
     parser.add_argument("--example", choices=("feflow", "fah"), default="feflow")
     args = parser.parse_args()
 
-    venv_bin = Path(sys.executable).parent
-    if shutil.which("sqm") is None and (venv_bin / "sqm").exists():
-        os.environ["PATH"] = f"{venv_bin}{os.pathsep}{os.environ['PATH']}"
-    if shutil.which("sqm") is None:
-        print("sqm is not on PATH: install the gufe stack (scripts/bootstrap)", file=sys.stderr)
+    if not sqm_on_path():
         return 1
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     import gufe

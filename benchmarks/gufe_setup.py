@@ -88,6 +88,18 @@ def run_cycle(dag: Any, setup_result: Any, where: Path) -> Any:
     return execute(cycle, where, **inputs)
 
 
+def sqm_on_path() -> bool:
+    """Put the venv's bin/ (where the gufe stack installs ``sqm``, which AM1-BCC charges run) on
+    PATH when needed; False, with one line on stderr, when there is no ``sqm`` at all."""
+    venv_bin = Path(sys.executable).parent
+    if shutil.which("sqm") is None and (venv_bin / "sqm").exists():
+        os.environ["PATH"] = f"{venv_bin}{os.pathsep}{os.environ['PATH']}"
+    if shutil.which("sqm") is None:
+        print("sqm is not on PATH: install the gufe stack (scripts/bootstrap)", file=sys.stderr)
+        return False
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--example", choices=("feflow", "fah"), default="feflow")
@@ -97,11 +109,7 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="keep the setup's files here")
     args = parser.parse_args()
 
-    venv_bin = Path(sys.executable).parent
-    if shutil.which("sqm") is None and (venv_bin / "sqm").exists():
-        os.environ["PATH"] = f"{venv_bin}{os.pathsep}{os.environ['PATH']}"
-    if shutil.which("sqm") is None:
-        print("sqm is not on PATH: install the gufe stack (scripts/bootstrap)", file=sys.stderr)
+    if not sqm_on_path():
         return 1
 
     load_average = os.getloadavg()[0]

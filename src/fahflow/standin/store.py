@@ -126,7 +126,22 @@ def _in(values: list[str]) -> str:
     return ",".join("?" * len(values))
 
 
-class StateStore:
+class _NotModelled:
+    """Any method the stand-in does not define (a Neo4jStore or S3ObjectStore method left
+    unmodelled) raises NotImplementedError naming it, which FastAPI answers with 500."""
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes not defined on the class.
+        if name.startswith("__"):
+            raise AttributeError(name)
+
+        def not_modelled(*args: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError(f"stand-in: {name} is not modelled")
+
+        return not_modelled
+
+
+class StateStore(_NotModelled):
     """``Neo4jStore``'s methods, as the compute and user routes call them, over one SQLite file.
 
     Every write is one ``BEGIN IMMEDIATE`` transaction; readers see the last committed state (WAL).
@@ -140,16 +155,6 @@ class StateStore:
             conn.executescript(SCHEMA)
         finally:
             conn.close()
-
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for attributes not defined here: every Neo4jStore method left unmodelled.
-        if name.startswith("__"):
-            raise AttributeError(name)
-
-        def not_modelled(*args: Any, **kwargs: Any) -> Any:
-            raise NotImplementedError(f"stand-in: {name} is not modelled")
-
-        return not_modelled
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -1141,7 +1146,7 @@ class StateStore:
             ).fetchall()
 
 
-class ObjectStore:
+class ObjectStore(_NotModelled):
     """``S3ObjectStore``'s ProtocolDAGResult methods over a folder, with its location scheme:
     ``protocoldagresult/<org>/<campaign>/<project>/<transformation gufe key>/results|failures/
     <pdr gufe key>/obj.json.zst`` under ``root``. Writes are atomic (temporary file + rename)."""
@@ -1149,15 +1154,6 @@ class ObjectStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-
-        def not_modelled(*args: Any, **kwargs: Any) -> Any:
-            raise NotImplementedError(f"stand-in: {name} is not modelled")
-
-        return not_modelled
 
     def _store_check(self) -> bool:
         return self.root.is_dir() and os.access(self.root, os.W_OK)

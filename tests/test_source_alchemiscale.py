@@ -315,3 +315,21 @@ def test_status_warns_of_a_held_push_until_settled_and_of_an_old_heartbeat(tmp_p
     ledger.close()
     (warning,) = source_warnings(load_config(config))
     assert "last heartbeat" in warning and "1300 s ago" in warning and "1800 s" in warning
+
+
+def test_deregister_retires_the_service_and_the_next_claim_registers_anew(make_source):
+    source = make_source()
+    source.claim("fahflow", 0)
+    old = source.ledger.registration().service_id
+    assert source.deregister() == old
+    assert source.ledger.registration() is None
+    assert [r["why"] for r in source.ledger.past_registrations()] == [
+        "deregistered by the operator"
+    ]
+    with pytest.raises(ConfigError, match="never registered"):
+        source.deregister()
+    source.close()
+    again = make_source()
+    again.claim("fahflow", 0)
+    assert again.ledger.registration().service_id != old
+    assert _names(make_source.calls) == ["register", "deregister", "register"]

@@ -134,7 +134,7 @@ def source_warnings(config: FahflowConfig) -> list[str]:
     registration timeout, pushes whose answer was lost). Reads only local files."""
     if config.tasks.source != "alchemiscale":
         return []
-    from fahflow.tasks.alchemiscale import _age_s
+    from fahflow.tasks.alchemiscale import age_s
     from fahflow.tasks.alchemiscale_ledger import SourceLedger
 
     settings = config.tasks.alchemiscale
@@ -145,7 +145,7 @@ def source_warnings(config: FahflowConfig) -> list[str]:
         reg = state.registration()
         lines = []
         if reg is not None:
-            age, limit = _age_s(reg.heartbeat_at), settings.registration_expire_s
+            age, limit = age_s(reg.heartbeat_at), settings.registration_expire_s
             if age > settings.heartbeat_warn_fraction * limit:
                 lines.append(
                     f"alchemiscale: last heartbeat of {reg.service_id} {age:.0f} s ago; the "

@@ -94,16 +94,10 @@ def deregister(config_path: Path) -> None:
     to waiting. The next batch would register anew."""
     source = _source(config_path)
     try:
-        reg = source.ledger.registration()
-        if reg is None:
-            raise ConfigError("this service was never registered")
-        from fahflow.tasks.alchemiscale import _service_id
-
-        source._call("deregister", source._client(0).deregister, _service_id(reg.service_id))
-        source.ledger.forget_registration(why="deregistered by the operator")
+        service_id = source.deregister()
     finally:
         source.close()
-    click.echo(f"deregistered {reg.service_id}")
+    click.echo(f"deregistered {service_id}")
 
 
 COMMANDS: list[click.Command] = [alchemiscale]

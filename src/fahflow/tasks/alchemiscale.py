@@ -227,7 +227,7 @@ class AlchemiscaleSource:
     def heartbeat_age_s(self) -> float | None:
         """Seconds since the last heartbeat this service recorded (None: never registered)."""
         reg = self.ledger.registration()
-        return None if reg is None else _age_s(reg.heartbeat_at)
+        return None if reg is None else age_s(reg.heartbeat_at)
 
     def ensure_registered(self) -> str:
         """The compute-service id, registered and just beaten (the first thing of every batch).
@@ -244,7 +244,7 @@ class AlchemiscaleSource:
         # Beat first: the server expires stale registrations, this one too, before it records
         # the beat; so after this call a stale registration is certainly gone.
         self._call("heartbeat", client.heartbeat, _service_id(reg.service_id))
-        age = _age_s(reg.heartbeat_at)
+        age = age_s(reg.heartbeat_at)
         if reg.claim_started_at is not None:
             why = (
                 f"the answer to a claim sent at {reg.claim_started_at} was lost: Tasks it may "
@@ -267,12 +267,22 @@ class AlchemiscaleSource:
         own cron line): never registers; False when there is no fresh registration to keep
         alive (the next claim replaces it)."""
         reg = self.ledger.registration()
-        if reg is None or _age_s(reg.heartbeat_at) > self.settings.registration_expire_s:
+        if reg is None or age_s(reg.heartbeat_at) > self.settings.registration_expire_s:
             return False
         client = self._client(self.settings.max_retries)
         self._call("heartbeat", client.heartbeat, _service_id(reg.service_id))
         self.ledger.beat()
         return True
+
+    def deregister(self) -> str:
+        """Retire this compute service: alchemiscale gives its running Tasks back to waiting,
+        and the next batch would register anew. Returns the id deregistered."""
+        reg = self.ledger.registration()
+        if reg is None:
+            raise ConfigError("this compute service was never registered")
+        self._call("deregister", self._client(0).deregister, _service_id(reg.service_id))
+        self.ledger.forget_registration(why="deregistered by the operator")
+        return reg.service_id
 
     def _register(self, old: Registration | None, why: str) -> str:
         from alchemiscale.storage.models import ComputeServiceID
@@ -509,5 +519,6 @@ def _service_id(text: str) -> Any:
     return ComputeServiceID(text)
 
 
-def _age_s(stamp: str) -> float:
+def age_s(stamp: str) -> float:
+    """Seconds since ``stamp`` (an ISO time as fahflow's SQLite files store it)."""
     return (datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds()
